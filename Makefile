@@ -1,0 +1,44 @@
+# minivlm: every target creates .venv and installs the project into it when needed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
+
+.PHONY: install test lint unit notebooks book lab bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,book]'
+	touch $(STAMP)
+
+# all tests: lint, unit tests, then every chapter notebook under strict nbval
+test: $(STAMP)
+	$(VENV)/bin/ruff check minivlm tests bench
+	$(VENV)/bin/ruff format --check minivlm tests bench
+	$(PY) -m pytest tests notebooks $(NBVAL)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check minivlm tests bench
+	$(VENV)/bin/ruff format --check minivlm tests bench
+
+unit: $(STAMP)
+	$(PY) -m pytest tests
+
+notebooks: $(STAMP)
+	$(PY) -m pytest notebooks $(NBVAL)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build book -W -n --keep-going
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: $(STAMP)
+	$(PY) bench/data.py
+
+clean:
+	rm -rf $(VENV) book/_build .pytest_cache .ruff_cache .hypothesis
