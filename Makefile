@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: install test lint unit notebooks book lab bench clean
+.PHONY: install test lint unit notebooks book book-check lab bench clean
 
 install: $(STAMP)
 
@@ -19,23 +19,30 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(VENV)/bin/ruff check minivlm tests bench
 	$(VENV)/bin/ruff format --check minivlm tests bench
-	$(PY) -m pytest tests notebooks $(NBVAL)
+	$(PY) -m pytest tests notebooks --ignore=tests/browser $(NBVAL)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check minivlm tests bench
 	$(VENV)/bin/ruff format --check minivlm tests bench
 
 unit: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --ignore=tests/browser
 
 notebooks: $(STAMP)
 	$(PY) -m pytest notebooks $(NBVAL)
 
+# the site is built from notebooks/ as committed (outputs included, nothing re-executed)
 book: $(STAMP)
+	rm -rf book/notebooks && mkdir -p book/notebooks
+	cp notebooks/*.ipynb book/notebooks/
 	$(VENV)/bin/jupyter-book build book -W -n --keep-going
 
+# the site in a real browser (Debian's chromium), then the JupyterLab walkthrough
+book-check: book
+	$(PY) -m pytest tests/browser -p no:cacheprovider
+
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(PY) bench/data.py
