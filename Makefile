@@ -17,13 +17,13 @@ $(STAMP): pyproject.toml
 
 # all tests: lint, unit tests, then every chapter notebook under strict nbval
 test: $(STAMP)
-	$(VENV)/bin/ruff check minivlm tests bench
-	$(VENV)/bin/ruff format --check minivlm tests bench
+	$(VENV)/bin/ruff check minivlm tests bench book/_ext
+	$(VENV)/bin/ruff format --check minivlm tests bench book/_ext
 	$(PY) -m pytest tests notebooks --ignore=tests/browser $(NBVAL)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check minivlm tests bench
-	$(VENV)/bin/ruff format --check minivlm tests bench
+	$(VENV)/bin/ruff check minivlm tests bench book/_ext
+	$(VENV)/bin/ruff format --check minivlm tests bench book/_ext
 
 unit: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/browser

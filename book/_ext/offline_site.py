@@ -12,7 +12,7 @@ visit, which the theme then reports as a console error. A tiny inline script set
 from __future__ import annotations
 
 THEME_MODE_FIX = (
-    "if (!document.documentElement.dataset.mode) { document.documentElement.dataset.mode = 'auto'; }"
+    "const root = document.documentElement; if (!root.dataset.mode) root.dataset.mode = 'auto';"
 )
 
 
