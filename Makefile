@@ -46,6 +46,7 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/data.py
+	$(PY) bench/attention.py
 
 clean:
 	rm -rf $(VENV) book/_build .pytest_cache .ruff_cache .hypothesis
