@@ -26,26 +26,6 @@ SIZES = [
 ]
 
 
-def copy_weights(ours: Encoder, ref: nn.TransformerEncoder) -> None:
-    with torch.no_grad():
-        for o, r in zip(ours.layers, ref.layers, strict=True):
-            wq, wk, wv = r.self_attn.in_proj_weight.chunk(3)
-            bq, bk, bv = r.self_attn.in_proj_bias.chunk(3)
-            for lin, w, b in (
-                (o.attn.q_proj, wq, bq),
-                (o.attn.k_proj, wk, bk),
-                (o.attn.v_proj, wv, bv),
-            ):
-                lin.weight.copy_(w)
-                lin.bias.copy_(b)
-            o.attn.out_proj.load_state_dict(r.self_attn.out_proj.state_dict())
-            o.ff.linear1.load_state_dict(r.linear1.state_dict())
-            o.ff.linear2.load_state_dict(r.linear2.state_dict())
-            o.norm1.load_state_dict(r.norm1.state_dict())
-            o.norm2.load_state_dict(r.norm2.state_dict())
-        ours.final_norm.load_state_dict(ref.norm.state_dict())
-
-
 def step(model, x, mask, is_ref: bool) -> float:
     t0 = time.perf_counter()
     out = model(x, src_key_padding_mask=~mask) if is_ref else model(x, key_mask=mask)[0]
@@ -80,8 +60,8 @@ def main() -> None:
         )
         fast = Encoder(n_layers, d, h, 4 * d, norm_first=True, fast=True)
         scratch = Encoder(n_layers, d, h, 4 * d, norm_first=True, fast=False)
-        copy_weights(fast, ref)
-        copy_weights(scratch, ref)
+        fast.load_from_torch(ref)
+        scratch.load_from_torch(ref)
         x = torch.randn(B, T, d)
         mask = torch.ones(B, T, dtype=torch.bool)
         mask[B // 2 :, T * 3 // 4 :] = False  # half the batch is padded

@@ -145,6 +145,25 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(d_context, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
+    @torch.no_grad()
+    def load_from_torch(self, ref: nn.MultiheadAttention) -> MultiHeadAttention:
+        """Copy the weights of torch's nn.MultiheadAttention, which packs Q, K, V in one matrix."""
+        if ref.embed_dim != self.d_model or ref.num_heads != self.n_heads:
+            raise ValueError(
+                f"reference has d_model={ref.embed_dim}, heads={ref.num_heads}; "
+                f"this module has {self.d_model}, {self.n_heads}"
+            )
+        if ref.in_proj_weight is None:
+            raise ValueError("reference uses separate kdim/vdim projections; not supported")
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        for lin, w in zip(projections, ref.in_proj_weight.chunk(3), strict=True):
+            lin.weight.copy_(w)
+        if ref.in_proj_bias is not None:
+            for lin, b in zip(projections, ref.in_proj_bias.chunk(3), strict=True):
+                lin.bias.copy_(b)
+        self.out_proj.load_state_dict(ref.out_proj.state_dict())
+        return self
+
     def _check(self, x, context, key_mask, attn_mask):
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.d_model:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__

@@ -69,6 +69,20 @@ class EncoderBlock(nn.Module):
         self.drop1 = nn.Dropout(dropout)
         self.drop2 = nn.Dropout(dropout)
 
+    @torch.no_grad()
+    def load_from_torch(self, ref: nn.TransformerEncoderLayer) -> EncoderBlock:
+        """Copy the weights of torch's nn.TransformerEncoderLayer (same layout, other names)."""
+        if ref.norm_first != self.norm_first:
+            raise ValueError(
+                f"reference has norm_first={ref.norm_first}, this block {self.norm_first}"
+            )
+        self.attn.load_from_torch(ref.self_attn)
+        self.ff.linear1.load_state_dict(ref.linear1.state_dict())
+        self.ff.linear2.load_state_dict(ref.linear2.state_dict())
+        self.norm1.load_state_dict(ref.norm1.state_dict())
+        self.norm2.load_state_dict(ref.norm2.state_dict())
+        return self
+
     def forward(
         self,
         x: torch.Tensor,
@@ -110,6 +124,18 @@ class Encoder(nn.Module):
             for _ in range(n_layers)
         )
         self.final_norm = nn.LayerNorm(d_model, eps=eps) if norm_first else nn.Identity()
+
+    def load_from_torch(self, ref: nn.TransformerEncoder) -> Encoder:
+        """Copy the weights of torch's nn.TransformerEncoder, layer by layer."""
+        if len(ref.layers) != len(self.layers):
+            raise ValueError(
+                f"reference has {len(ref.layers)} layers, this stack {len(self.layers)}"
+            )
+        for ours, theirs in zip(self.layers, ref.layers, strict=True):
+            ours.load_from_torch(theirs)
+        if ref.norm is not None:
+            self.final_norm.load_state_dict(ref.norm.state_dict())
+        return self
 
     def forward(
         self,

@@ -12,24 +12,12 @@ from minivlm.attention import KVCache, MultiHeadAttention, causal_mask, scaled_d
 torch.set_default_dtype(torch.float32)
 
 
-def copy_from_torch(ours: MultiHeadAttention, ref: nn.MultiheadAttention) -> None:
-    """Load torch's packed in_proj (3D, D) into our separate q/k/v projections."""
-    wq, wk, wv = ref.in_proj_weight.detach().chunk(3)
-    bq, bk, bv = ref.in_proj_bias.detach().chunk(3)
-    with torch.no_grad():
-        for lin, w, b in ((ours.q_proj, wq, bq), (ours.k_proj, wk, bk), (ours.v_proj, wv, bv)):
-            lin.weight.copy_(w)
-            lin.bias.copy_(b)
-        ours.out_proj.weight.copy_(ref.out_proj.weight)
-        ours.out_proj.bias.copy_(ref.out_proj.bias)
-
-
 @pytest.fixture
 def pair():
     torch.manual_seed(0)
     ref = nn.MultiheadAttention(32, 4, batch_first=True).eval()
     ours = MultiHeadAttention(32, 4).eval()
-    copy_from_torch(ours, ref)
+    ours.load_from_torch(ref)
     return ours, ref
 
 

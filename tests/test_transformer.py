@@ -16,15 +16,6 @@ from minivlm.transformer import (
     mean_pool,
     minilm_folder,
 )
-from tests.test_attention import copy_from_torch
-
-
-def copy_layer(ours: EncoderBlock, ref: nn.TransformerEncoderLayer) -> None:
-    copy_from_torch(ours.attn, ref.self_attn)
-    ours.ff.linear1.load_state_dict(ref.linear1.state_dict())
-    ours.ff.linear2.load_state_dict(ref.linear2.state_dict())
-    ours.norm1.load_state_dict(ref.norm1.state_dict())
-    ours.norm2.load_state_dict(ref.norm2.state_dict())
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -36,7 +27,7 @@ def test_block_equals_nn_transformerencoderlayer(norm_first, activation, fast):
         32, 4, 64, dropout=0.0, activation=activation, batch_first=True, norm_first=norm_first
     ).eval()
     ours = EncoderBlock(32, 4, 64, norm_first=norm_first, activation=activation, fast=fast).eval()
-    copy_layer(ours, ref)
+    ours.load_from_torch(ref)
     x = torch.randn(3, 7, 32)
     keep = torch.ones(3, 7, dtype=torch.bool)
     keep[1, 4:] = False
@@ -62,10 +53,7 @@ def test_stack_equals_nn_transformerencoder(norm_first):
         layer, 3, norm=nn.LayerNorm(32) if norm_first else None, enable_nested_tensor=False
     ).eval()
     ours = Encoder(3, 32, 4, 64, norm_first=norm_first).eval()
-    for o, r in zip(ours.layers, ref.layers, strict=True):
-        copy_layer(o, r)
-    if norm_first:
-        ours.final_norm.load_state_dict(ref.norm.state_dict())
+    ours.load_from_torch(ref)
     x = torch.randn(2, 9, 32)
     torch.testing.assert_close(ours(x)[0], ref(x), atol=1e-5, rtol=1e-5)
 

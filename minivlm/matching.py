@@ -1,0 +1,331 @@
+"""Image-text matching with minimal-edit negatives: the fusion experiment (chapter 5).
+
+Does this caption describe this image? Each negative differs from the true caption by one
+small edit of the facts:
+
+* colour:  one object gets another colour         (new words: a bag of words can tell)
+* binding: two objects swap their colours          (same words, other pairing)
+* relation: the objects swap places ("A left of B" -> "B left of A")  (same words, other order)
+
+A model that pools words into a bag cannot see the last two; a model that binds words to
+regions can. To compare *fusion* and not perception, every family reads the same frozen region
+features, as ViLBERT read an object detector's: a `RegionEncoder` (a CNN grid, chapter 4)
+trained once to name the colour, shape and size of the object in each grid cell.
+`run_fusion_experiment` then trains each fusion family of `minivlm.fusion` under the same budget
+and reports its accuracy per kind of negative.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import CaptionTokenizer, caption, make_scenes, render, scene_facts, to_tensor
+from .data.scenes import COLORS, SHAPES, SIZES, Scene, SceneFacts
+from .fusion import CoAttentionFusion, ConcatFusion, CrossAttentionFusion, LateFusion
+from .text import TextEmbedding
+from .vision import ConvStem
+
+NEGATIVE_KINDS = ("colour", "binding", "relation")
+FAMILIES = ("late-product", "late-concat", "concat", "cross-attention", "co-attention")
+
+
+def make_negative(facts: SceneFacts, kind: str, rng: np.random.Generator) -> SceneFacts | None:
+    """The facts with one minimal edit of `kind`, or None if the scene allows no such edit."""
+    objs = [list(o) for o in facts.objects]  # [size, colour, shape] each
+    if kind == "colour":
+        i = int(rng.integers(len(objs)))
+        objs[i][1] = str(rng.choice([c for c in COLORS if c != objs[i][1]]))
+    elif kind == "binding":
+        pairs = [
+            (i, j)
+            for i in range(len(objs))
+            for j in range(i + 1, len(objs))
+            if objs[i][1] != objs[j][1]
+        ]
+        if not pairs:
+            return None
+        i, j = pairs[int(rng.integers(len(pairs)))]
+        objs[i][1], objs[j][1] = objs[j][1], objs[i][1]
+    elif kind == "relation":
+        if len(objs) < 2 or len({tuple(o) for o in objs}) < 2:
+            return None
+        i, j = sorted(rng.choice(len(objs), size=2, replace=False))
+        if objs[i] == objs[j]:
+            return None
+        objs[i], objs[j] = objs[j], objs[i]
+    else:
+        raise ValueError(f"unknown negative kind {kind!r}; expected one of {NEGATIVE_KINDS}")
+    out = SceneFacts(tuple(tuple(o) for o in objs), facts.relation)  # type: ignore[arg-type]
+    return None if out == facts else out
+
+
+def cell_labels(scenes: list[Scene], grid: int) -> torch.Tensor:
+    """(N, G*G, 3) long: colour, shape and size of the object centred in each grid cell,
+    each 0 for an empty cell and 1 + index otherwise."""
+    labels = torch.zeros(len(scenes), grid * grid, 3, dtype=torch.long)
+    for n, scene in enumerate(scenes):
+        for o in scene.objects:
+            cell = min(int(o.y * grid), grid - 1) * grid + min(int(o.x * grid), grid - 1)
+            labels[n, cell] = torch.tensor(
+                [
+                    1 + list(COLORS).index(o.color),
+                    1 + SHAPES.index(o.shape),
+                    1 + list(SIZES).index(o.size),
+                ]
+            )
+    return labels
+
+
+class RegionEncoder(nn.Module):
+    """A CNN grid (chapter 4) with one classifier per attribute, applied to every grid cell."""
+
+    def __init__(self, image_size: int, d_model: int = 64, grid: int = 4):
+        super().__init__()
+        self.stem = ConvStem(image_size, d_model, grid=grid, width=16)
+        self.heads = nn.ModuleList(
+            nn.Linear(d_model, 1 + n) for n in (len(COLORS), len(SHAPES), len(SIZES))
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.stem(images)  # (B, G*G, D) region features
+
+    def loss(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        feats = self(images)
+        return sum(
+            F.cross_entropy(h(feats).flatten(0, 1), labels[..., i].flatten())
+            for i, h in enumerate(self.heads)
+        )
+
+
+def train_region_encoder(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int = 400,
+    batch: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+) -> RegionEncoder:
+    """Supervised per-cell attributes; returns the encoder, frozen, in eval mode."""
+    torch.manual_seed(seed)
+    enc = RegionEncoder(images.shape[-1])
+    opt = torch.optim.AdamW(enc.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(len(images), (batch,), generator=g)
+        loss = enc.loss(images[idx], labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return enc.eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def cell_accuracy(enc: RegionEncoder, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of occupied cells whose colour, shape and size are all named right."""
+    feats = enc(images)
+    pred = torch.stack([h(feats).argmax(-1) for h in enc.heads], dim=-1)  # (N, G*G, 3)
+    occupied = labels[..., 0] > 0
+    return (pred == labels).all(-1)[occupied].float().mean().item()
+
+
+@dataclass
+class MatchingData:
+    """Rendered images, and for each: the true caption plus one negative per kind."""
+
+    images: torch.Tensor  # (N, 3, S, S)
+    labels: torch.Tensor  # (N, G*G, 3): what each grid cell holds (for the region encoder)
+    ids: dict[str, torch.Tensor]  # "positive" and each kind -> (N, T) ids
+    masks: dict[str, torch.Tensor]  # -> (N, T) bool
+    valid: dict[str, torch.Tensor]  # kind -> (N,) bool: the scene allows this edit
+    regions: torch.Tensor | None = None  # (N, G*G, D) frozen region features, once computed
+
+    @torch.no_grad()
+    def encode(self, enc: RegionEncoder, batch: int = 512) -> None:
+        self.regions = torch.cat(
+            [enc(self.images[i : i + batch]) for i in range(0, len(self.images), batch)]
+        )
+
+
+def build_matching_data(
+    split: str,
+    n: int,
+    size: int,
+    tok: CaptionTokenizer,
+    seed: int = 0,
+    n_objects: int | None = None,
+    grid: int = 4,
+) -> MatchingData:
+    scenes = make_scenes(split, n, seed=seed, n_objects=n_objects)
+    images = to_tensor(render(scenes, size=size, seed=seed))  # (N, 3, S, S)
+    rng = np.random.default_rng(seed + 17)
+    facts = [scene_facts(s) for s in scenes]
+    texts = {"positive": [caption(f) for f in facts]}
+    texts["other"] = texts["positive"][1:] + texts["positive"][:1]  # another scene's caption
+    valid = {
+        "other": torch.tensor(
+            [a != b for a, b in zip(texts["positive"], texts["other"], strict=True)]
+        )
+    }
+    for kind in NEGATIVE_KINDS:
+        negs = [make_negative(f, kind, rng) for f in facts]
+        valid[kind] = torch.tensor([g is not None for g in negs])
+        texts[kind] = [
+            caption(g) if g is not None else caption(f) for g, f in zip(negs, facts, strict=True)
+        ]
+    max_len = max(len(tok.encode(t)) for ts in texts.values() for t in ts)
+    ids, masks = {}, {}
+    for key, ts in texts.items():
+        ids[key], masks[key] = tok.batch_encode(ts)
+        pad = max_len - ids[key].shape[1]  # one width for every kind
+        ids[key] = F.pad(ids[key], (0, pad), value=tok.pad_id)
+        masks[key] = F.pad(masks[key], (0, pad), value=False)
+    return MatchingData(images, cell_labels(scenes, grid), ids, masks, valid)
+
+
+class MatchModel(nn.Module):
+    """Frozen region features + word embeddings -> a fusion family -> one matching logit."""
+
+    def __init__(
+        self,
+        family: str,
+        vocab_size: int,
+        d_region: int = 64,
+        d_model: int = 64,
+        n_heads: int = 4,
+        n_layers: int = 2,
+        n_regions: int = 16,
+    ):
+        super().__init__()
+        if family not in FAMILIES:
+            raise ValueError(f"unknown fusion family {family!r}; expected one of {FAMILIES}")
+        self.family = family
+        self.img_proj = nn.Linear(d_region, d_model)
+        self.img_pos = nn.Parameter(torch.randn(n_regions, d_model) * 0.02)  # where each cell is
+        self.text = TextEmbedding(vocab_size, d_model, max_len=64)
+        if family.startswith("late"):
+            # late fusion still gets a text encoder, so words can see their neighbours first
+            self.text_encoder = ConcatFusion(d_model, n_heads, 1).encoder
+            self.fuser = LateFusion(d_model, family.removeprefix("late-"))
+        else:
+            self.text_encoder = None
+            fuser = {"concat": ConcatFusion, "cross-attention": CrossAttentionFusion,
+                     "co-attention": CoAttentionFusion}[family]  # fmt: skip
+            self.fuser = fuser(d_model, n_heads, n_layers)
+        self.head = nn.Linear(d_model, 1)
+
+    def forward(self, regions: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """regions (B, G*G, d_region), ids and mask (B, T) -> logits (B,)."""
+        img = self.img_proj(regions) + self.img_pos  # (B, G*G, D)
+        txt = self.text(ids)  # (B, T, D)
+        if self.text_encoder is not None:
+            txt = self.text_encoder(txt, key_mask=mask)[0]
+        return self.head(self.fuser(img, txt, mask)).squeeze(-1)
+
+
+TRAIN_TEXTS = ("positive", *NEGATIVE_KINDS, "other")
+
+
+def _batches(data: MatchingData, batch: int, rng: np.random.Generator):
+    """Endless batches of images, each with its caption and all its negatives: the three
+    minimal edits and an easy one, the caption of another image. Yields region features
+    (B, G*G, D), ids and masks (B, 5, T), and which texts are valid (B, 5)."""
+    n = data.images.shape[0]
+    while True:
+        idx = torch.from_numpy(rng.permutation(n)[:batch])
+        ids = torch.stack([data.ids[k][idx] for k in TRAIN_TEXTS], dim=1)  # (B, 5, T)
+        mask = torch.stack([data.masks[k][idx] for k in TRAIN_TEXTS], dim=1)
+        valid = torch.stack(
+            [data.valid.get(k, torch.ones(n, dtype=torch.bool))[idx] for k in TRAIN_TEXTS], 1
+        )
+        yield data.regions[idx], ids, mask, valid
+
+
+def ranking_loss(model: MatchModel, regions, ids, mask, valid) -> torch.Tensor:
+    """Cross-entropy of picking the true caption (index 0) among the image's valid texts."""
+    B, K, T = ids.shape
+    logits = model(regions.repeat_interleave(K, 0), ids.reshape(B * K, T), mask.reshape(B * K, T))
+    logits = logits.view(B, K).masked_fill(~valid, float("-inf"))  # (B, K)
+    return F.cross_entropy(logits, torch.zeros(B, dtype=torch.long))
+
+
+@torch.no_grad()
+def evaluate(model: MatchModel, data: MatchingData, batch: int = 256) -> dict[str, float]:
+    """Accuracy on each kind of negative: a pair counts as right when the true caption scores
+    higher than its edited twin (chance = 0.5)."""
+    model.eval()
+    out = {}
+    n = data.images.shape[0]
+    for kind in NEGATIVE_KINDS:
+        wins = []
+        for s in range(0, n, batch):
+            sl = slice(s, min(n, s + batch))
+            keep = data.valid[kind][sl]
+            if not keep.any():
+                continue
+            img = data.regions[sl][keep]
+            pos = model(img, data.ids["positive"][sl][keep], data.masks["positive"][sl][keep])
+            neg = model(img, data.ids[kind][sl][keep], data.masks[kind][sl][keep])
+            wins.append(pos > neg)
+        out[kind] = torch.cat(wins).float().mean().item()
+    model.train()
+    return out
+
+
+def train_matcher(
+    family: str,
+    train: MatchingData,
+    test: MatchingData,
+    vocab_size: int,
+    steps: int = 600,
+    batch: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> dict:
+    """Train one fusion family for `steps` steps on frozen regions, then evaluate it."""
+    torch.manual_seed(seed)
+    model = MatchModel(
+        family, vocab_size, d_region=train.regions.shape[-1], n_regions=train.regions.shape[1]
+    )
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    batches = _batches(train, batch, np.random.default_rng(seed))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = ranking_loss(model, *next(batches))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    seconds = time.perf_counter() - t0
+    return {"family": family, "seed": seed, "seconds": seconds, **evaluate(model, test)}
+
+
+def prepare_experiment(
+    n_train: int = 4000, n_test: int = 600, size: int = 32, region_steps: int = 400
+) -> tuple[MatchingData, MatchingData, int, float]:
+    """Data for both splits, plus the region encoder trained once and applied to both.
+    Returns (train, test, vocab size, the encoder's per-cell accuracy on test)."""
+    tok = CaptionTokenizer.shapes_world()
+    train = build_matching_data("train", n_train, size, tok)
+    test = build_matching_data("test", n_test, size, tok)
+    enc = train_region_encoder(train.images, train.labels, steps=region_steps)
+    train.encode(enc)
+    test.encode(enc)
+    return train, test, len(tok), cell_accuracy(enc, test.images, test.labels)
+
+
+def run_fusion_experiment(
+    seeds=(0,), steps: int = 600, families=FAMILIES, **data_kw
+) -> tuple[list[dict], float]:
+    """Every family x seed under one budget (same data, regions, steps, batch, learning rate)."""
+    train, test, vocab, region_acc = prepare_experiment(**data_kw)
+    results = [
+        train_matcher(f, train, test, vocab, steps=steps, seed=s) for s in seeds for f in families
+    ]
+    return results, region_acc
