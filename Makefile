@@ -47,6 +47,8 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/data.py
 	$(PY) bench/attention.py
+	$(PY) bench/parity.py
+	$(PY) bench/fusion.py
 
 clean:
 	rm -rf $(VENV) book/_build .pytest_cache .ruff_cache .hypothesis
