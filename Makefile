@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PY) bench/data.py
 	$(PY) bench/attention.py
 	$(PY) bench/parity.py
+	$(PY) bench/decode.py
 	$(PY) bench/fusion.py
 
 clean:
