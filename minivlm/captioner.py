@@ -31,6 +31,18 @@ def _check_image(image: torch.Tensor, d_image: int) -> None:
         raise ValueError(f"image tokens must be (B, Ni, {d_image}), got {shape}")
 
 
+def teacher_forcing_loss(
+    model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, image: torch.Tensor
+) -> torch.Tensor:
+    """Read [BOS] w1 .. wn, predict w1 .. wn [EOS] at every position at once; padding ignored.
+
+    ids, mask: (B, T) with mask True on real tokens; model(ids, image, key_mask) -> (B, T, V).
+    """
+    logits = model(ids[:, :-1], image, key_mask=mask[:, :-1])  # (B, T-1, V)
+    target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # (B, T-1): the next word, or ignore
+    return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
+
+
 class CaptionDecoder(nn.Module):
     """Causal decoder over caption ids (B, T) with cross-attention to image tokens (B, Ni, Di)."""
 
@@ -87,10 +99,7 @@ class CaptionDecoder(nn.Module):
         return (logits, weights) if need_weights else logits
 
     def loss(self, ids: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: read [BOS] w1 .. wn, predict w1 .. wn [EOS]; padding is ignored."""
-        logits = self(ids[:, :-1], image, key_mask=mask[:, :-1])  # (B, T-1, V)
-        target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # (B, T-1)
-        return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
+        return teacher_forcing_loss(self, ids, mask, image)
 
     @torch.no_grad()
     def generate(
@@ -185,9 +194,7 @@ class PrefixLM(nn.Module):
         return self.lm_head(h[:, Ni:])  # (B, T, V)
 
     def loss(self, ids: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        logits = self(ids[:, :-1], image, key_mask=mask[:, :-1])
-        target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
-        return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
+        return teacher_forcing_loss(self, ids, mask, image)
 
     @torch.no_grad()
     def generate(self, image: torch.Tensor, max_new: int = 24) -> torch.Tensor:
