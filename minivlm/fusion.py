@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .attention import MultiHeadAttention
-from .transformer import BertEncoder, Encoder, FeedForward
+from .transformer import BertEncoder, Encoder, EncoderBlock, FeedForward
 
 
 def _check_pair(img: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor | None) -> None:
@@ -167,8 +167,8 @@ class CoAttentionBlock(nn.Module):
         self.t_from_i = MultiHeadAttention(d_model, n_heads, dropout)
         self.i_from_t = MultiHeadAttention(d_model, n_heads, dropout)
         self.norm_t, self.norm_i = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.text_block = Encoder(1, d_model, n_heads, 4 * d_model, dropout).layers[0]
-        self.image_block = Encoder(1, d_model, n_heads, 4 * d_model, dropout).layers[0]
+        self.text_block = EncoderBlock(d_model, n_heads, 4 * d_model, dropout)
+        self.image_block = EncoderBlock(d_model, n_heads, 4 * d_model, dropout)
 
     def forward(self, img, txt, txt_mask=None):
         nt, ni = self.norm_t(txt), self.norm_i(img)

@@ -178,13 +178,10 @@ def build_matching_data(
         texts[kind] = [
             caption(g) if g is not None else caption(f) for g, f in zip(negs, facts, strict=True)
         ]
-    max_len = max(len(tok.encode(t)) for ts in texts.values() for t in ts)
-    ids, masks = {}, {}
-    for key, ts in texts.items():
-        ids[key], masks[key] = tok.batch_encode(ts)
-        pad = max_len - ids[key].shape[1]  # one width for every kind
-        ids[key] = F.pad(ids[key], (0, pad), value=tok.pad_id)
-        masks[key] = F.pad(masks[key], (0, pad), value=False)
+    # one batch_encode for every kind, so all share one width; then split back by kind
+    all_ids, all_masks = tok.batch_encode([t for ts in texts.values() for t in ts])
+    ids = dict(zip(texts, all_ids.split(n), strict=True))
+    masks = dict(zip(texts, all_masks.split(n), strict=True))
     return MatchingData(images, cell_labels(scenes, grid), ids, masks, valid)
 
 
