@@ -74,17 +74,20 @@ class CaptionDecoder(nn.Module):
         """Empty (self-attention, cross-attention) caches, one pair per layer."""
         return [(KVCache(), KVCache(static=True)) for _ in self.layers]
 
-    def forward(
+    def hidden(
         self,
         ids: torch.Tensor,
         image: torch.Tensor,
         key_mask: torch.Tensor | None = None,
         caches: list[tuple[KVCache, KVCache]] | None = None,
         need_weights: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        """Next-word logits (B, T, V). With caches, ids are the new words only and positions
-        continue after the cached ones. need_weights adds each layer's cross-attention
-        weights (B, h, T, Ni)."""
+        causal: bool = True,
+    ) -> tuple[torch.Tensor, list]:
+        """Final hidden states (B, T, D) and per-layer cross-attention weights (or Nones).
+
+        causal=False reads the words bidirectionally: the same weights then serve as a
+        multimodal encoder for masked language modelling and matching (chapter 8, as in BLIP).
+        """
         _check_image(image, self.d_image)
         offset = len(caches[0][0]) if caches is not None else 0
         x = self.embed(ids, offset=offset)  # (B, T, D)
@@ -92,10 +95,25 @@ class CaptionDecoder(nn.Module):
         for i, layer in enumerate(self.layers):
             cache = caches[i] if caches is not None else None
             x, w = layer(
-                x, image, key_mask=key_mask, causal=True, need_weights=need_weights, cache=cache
+                x, image, key_mask=key_mask, causal=causal, need_weights=need_weights, cache=cache
             )
             weights.append(w)
-        logits = self.lm_head(self.norm(x))  # (B, T, V)
+        return self.norm(x), weights
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        image: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
+        caches: list[tuple[KVCache, KVCache]] | None = None,
+        need_weights: bool = False,
+        causal: bool = True,
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """Next-word logits (B, T, V). With caches, ids are the new words only and positions
+        continue after the cached ones. need_weights adds each layer's cross-attention
+        weights (B, h, T, Ni)."""
+        x, weights = self.hidden(ids, image, key_mask, caches, need_weights, causal)
+        logits = self.lm_head(x)  # (B, T, V)
         return (logits, weights) if need_weights else logits
 
     def loss(self, ids: torch.Tensor, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
