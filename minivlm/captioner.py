@@ -149,6 +149,7 @@ class CaptionDecoder(nn.Module):
         for _ in range(max_new):
             step_in = seqs[:, -1:] if use_cache else seqs
             logp = self(step_in, img, caches=caches)[:, -1].log_softmax(-1)  # (B*K, V)
+            logp[:, [self.bos_id, self.pad_id]] = float("-inf")  # never words of a caption
             if stop_at_eos:  # a finished caption only continues with free [PAD]s
                 logp[done] = float("-inf")
                 logp[done, self.pad_id] = 0.0
@@ -223,7 +224,9 @@ class PrefixLM(nn.Module):
         seqs = torch.full((image.shape[0], 1), self.bos_id, dtype=torch.long, device=image.device)
         done = torch.zeros(image.shape[0], dtype=torch.bool, device=image.device)
         for _ in range(max_new):
-            nxt = self(seqs, image)[:, -1].argmax(-1)
+            logits = self(seqs, image)[:, -1]
+            logits[:, [self.bos_id, self.pad_id]] = float("-inf")  # never words of a caption
+            nxt = logits.argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
             seqs = torch.cat([seqs, nxt[:, None]], dim=1)
             done |= nxt == self.eos_id

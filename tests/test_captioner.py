@@ -15,10 +15,13 @@ def decoder():
 
 
 def naive_greedy(model, image, steps):
-    """Greedy decoding written the plain way: recompute, argmax, no EOS handling."""
+    """Greedy decoding written the plain way: recompute, argmax over the words (never [BOS] or
+    [PAD]), no EOS handling."""
     seqs = torch.full((image.shape[0], 1), model.bos_id)
     for _ in range(steps):
-        nxt = model(seqs, image)[:, -1].argmax(-1, keepdim=True)
+        logits = model(seqs, image)[:, -1]
+        logits[:, [model.bos_id, model.pad_id]] = float("-inf")
+        nxt = logits.argmax(-1, keepdim=True)
         seqs = torch.cat([seqs, nxt], dim=1)
     return seqs[:, 1:]
 
@@ -46,17 +49,34 @@ def test_beam_one_is_greedy(decoder):
     assert torch.equal(greedy, naive_greedy(decoder, image, 10))
 
 
-def test_beam_search_scores_at_least_as_well_as_greedy(decoder):
-    image = torch.randn(6, 16, 24)
+def test_wide_beam_finds_the_most_probable_caption(decoder):
+    """Beam search is a heuristic: a narrow beam can even drop the greedy path and end below
+    it. A beam as wide as every prefix is exhaustive, so it must find the brute-force argmax."""
+    image = torch.randn(2, 16, 24)
+    words = [w for w in range(V) if w not in (decoder.bos_id, decoder.pad_id)]
+    L = 3
+    seqs = torch.cartesian_prod(*[torch.tensor(words)] * L)  # (W^L, L): every caption
 
-    def logprob(seqs):
+    def logprob(seqs, img):
         full = torch.cat([torch.full((seqs.shape[0], 1), decoder.bos_id), seqs], dim=1)
-        lp = decoder(full[:, :-1], image).log_softmax(-1)
+        lp = decoder(full[:, :-1], img.expand(seqs.shape[0], -1, -1)).log_softmax(-1)
         return lp.gather(-1, full[:, 1:, None]).squeeze(-1).sum(-1)
 
-    greedy = decoder.generate(image, max_new=6, beam=1, stop_at_eos=False)
-    beam = decoder.generate(image, max_new=6, beam=4, stop_at_eos=False)
-    assert (logprob(beam) >= logprob(greedy) - 1e-5).all()
+    beam = decoder.generate(image, max_new=L, beam=len(words) ** (L - 1), stop_at_eos=False)
+    for i in range(2):
+        scores = logprob(seqs, image[i : i + 1])
+        assert torch.equal(beam[i], seqs[scores.argmax()])
+    greedy = decoder.generate(image, max_new=L, beam=1, stop_at_eos=False)
+    assert (logprob(beam[:1], image[:1]) >= logprob(greedy[:1], image[:1]) - 1e-5).all()
+
+
+def test_decoding_never_writes_bos_or_pad_mid_caption(decoder):
+    with torch.no_grad():
+        decoder.lm_head.bias[decoder.pad_id] = 10.0  # an untrained model that loves [PAD]
+        decoder.lm_head.bias[decoder.bos_id] = 10.0
+    for beam in (1, 3):
+        out = decoder.generate(torch.randn(4, 16, 24), max_new=6, beam=beam, stop_at_eos=False)
+        assert not torch.isin(out, torch.tensor([decoder.bos_id, decoder.pad_id])).any()
 
 
 @pytest.mark.parametrize("beam", [1, 3])
