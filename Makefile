@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: install test lint unit notebooks book book-check lab bench clean
+.PHONY: install test lint unit notebooks book book-check lab bench capstone clean
 
 install: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,book]'
 	touch $(STAMP)
+
+# the main job: pretrain on alt-text, then caption (cpu preset, about 10 minutes on 2 cores)
+capstone: $(STAMP)
+	$(PY) -m minivlm capstone --preset cpu
 
 # all tests: lint, unit tests, then every chapter notebook under strict nbval
 test: $(STAMP)
@@ -50,6 +54,7 @@ bench: $(STAMP)
 	$(PY) bench/parity.py
 	$(PY) bench/decode.py
 	$(PY) bench/fusion.py
+	$(PY) bench/capstone.py
 
 clean:
-	rm -rf $(VENV) book/_build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) book/_build .pytest_cache .ruff_cache .hypothesis runs

@@ -283,6 +283,8 @@ def train(
     checkpoint(cfg.steps)
     if evaluate is not None and not (cfg.eval_every and cfg.steps % cfg.eval_every == 0):
         log({"step": cfg.steps, "eval": True, **_evaluate(evaluate, model, cfg.steps)})
+    if log_path is not None and log_path.exists():
+        save_loss_plot(read_log(log_path), out / "loss.png")
     return records
 
 
@@ -322,3 +324,13 @@ def plot_losses(records: list[dict], ax=None, keys: tuple[str, ...] = ("loss",))
     ax.set_yscale("log")
     ax.legend()
     return ax
+
+
+def save_loss_plot(records: list[dict], path: str | Path) -> None:
+    """Write the loss curve (and any other logged losses) as a PNG, without pyplot state."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3), layout="tight")
+    keys = tuple(k for k in records[0] if k == "loss" or k in ("itc", "itm", "mlm", "lm"))
+    plot_losses(records, ax=fig.subplots(), keys=keys)
+    fig.savefig(path, dpi=100)

@@ -82,6 +82,7 @@ def test_checkpoint_round_trip_is_atomic_and_complete(tmp_path):
     ckpt = latest_checkpoint(tmp_path)
     assert ckpt.name == "step_0000005.json"
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+    assert (tmp_path / "loss.png").stat().st_size > 1000  # the loss curve
     other = Regressor()
     opt = make_optimizer(other, config())
     record = load_checkpoint(ckpt, other, opt)

@@ -1,0 +1,127 @@
+"""Measure the capstone's targets on this machine (chapter 8).
+
+    python bench/capstone.py --what cpu ablation lowcap --seeds 0 1 2 [--threads 1]
+
+* cpu: the preset `make capstone` runs: exact match and grounded accuracy on held-out test
+  scenes and on the compositional split, and the wall time.
+* ablation: a preset (--ablation-preset, default ci) run as it is, and its captioner without
+  stage 1 trained for the same wall time (caption steps scaled by the measured step time).
+* lowcap: the low-caption regime. For each number N of captioned scenes, pretrain-then-caption
+  against caption-only training on the same N scenes for the same wall time.
+
+Every run is merged into bench/results/capstone.json as it finishes (a rerun skips what is
+there; two processes may share the file), and the summary prints mean ± sample standard
+deviation over seeds. --threads sets torch's threads per run, e.g. to run two benches side by
+side on two cores; each row records it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from minivlm.capstone import preset, run  # noqa: E402
+
+TEST_KEYS = ("exact", "grounded", "colour", "shape", "size", "relation", "count")
+RESULTS = ROOT / "bench" / "results" / "capstone.json"
+# the low-caption regime: the ci preset's model, with more of its time spent on stage 1
+LOWCAP = {"pretrain_steps": 400, "caption_steps": 800}
+
+
+def load() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+
+
+def record(key: str, r: dict, **info) -> dict:
+    """Merge one run into the results file (re-read first: another process may have written)."""
+    row = {
+        "key": key, **info, "threads": torch.get_num_threads(),
+        "test": {k: r["test"][k] for k in TEST_KEYS},
+        "comp": {k: r["comp"][k] for k in ("exact", "grounded", "colour", "shape")},
+        "time": r["time"], "caption_steps": r["caption_steps"],
+        "retrieval": r.get("retrieval_after"),
+    }  # fmt: skip
+    db = load()
+    db["runs"] = [x for x in db["runs"] if x["key"] != key] + [row]
+    db["machine"] = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(db, indent=1))
+    tmp.replace(RESULTS)
+    return row
+
+
+def done(key: str) -> dict | None:
+    return next((x for x in load()["runs"] if x["key"] == key), None)
+
+
+def single(tag: str, cfg, seed: int) -> dict:
+    key = f"{tag}/pretrained/seed{seed}"
+    return done(key) or record(key, run(cfg), arm="pretrained", seed=seed)
+
+
+def pair(tag: str, cfg, seed: int, **info) -> None:
+    """The pretrained run, then caption-only training for the same wall time."""
+    key = f"{tag}/pretrained/seed{seed}"
+    row = done(key) or record(key, run(cfg), arm="pretrained", seed=seed, **info)
+    key2 = f"{tag}/scratch/seed{seed}"
+    if done(key2) is None:
+        steps = round(row["time"]["train"] / (row["time"]["caption"] / row["caption_steps"]))
+        r = run(cfg, pretrain=False, caption_steps=steps)
+        record(key2, r, arm="scratch", seed=seed, **info)
+
+
+def summary() -> None:
+    groups: dict[str, list[dict]] = {}
+    for row in load()["runs"]:
+        groups.setdefault(row["key"].rsplit("/seed", 1)[0], []).append(row)
+
+    def ms(values: list[float]) -> str:
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+    print("\n| runs | seeds | train time (s) | test exact | test grounded | comp exact |")
+    print("|---|---|---|---|---|---|")
+    for name, rows in sorted(groups.items()):
+        print(
+            f"| {name} | {len(rows)} | {statistics.mean(r['time']['train'] for r in rows):.0f} "
+            f"| {ms([r['test']['exact'] for r in rows])} "
+            f"| {ms([r['test']['grounded'] for r in rows])} "
+            f"| {ms([r['comp']['exact'] for r in rows])} |"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--what", nargs="+", default=["cpu", "ablation", "lowcap"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--lowcap", nargs="+", type=int, default=[100, 250, 500, 1000])
+    ap.add_argument("--ablation-preset", default="ci")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    common = {"progress": False, "threads": args.threads}
+    for seed in args.seeds:
+        if "cpu" in args.what:
+            single("cpu", preset("cpu", seed=seed, **common), seed)
+        if "ablation" in args.what:
+            name = args.ablation_preset
+            pair(name, preset(name, seed=seed, **common), seed)
+        if "lowcap" in args.what:
+            for n in args.lowcap:
+                cfg = preset("ci", seed=seed, n_captioned=n, **LOWCAP, **common)
+                pair(f"lowcap{n}", cfg, seed, n_captioned=n)
+    summary()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,444 @@
+"""The capstone: pretrain on noisy alt-text, then fine-tune a captioner (chapter 8).
+
+Stage 1 pretrains an image encoder and a text side on many image/alt-text pairs with the three
+objectives of chapter 6: ITC (a unimodal text encoder against the pooled image), ITM with hard
+negatives and MLM (both through a multimodal encoder that cross-attends to the image), plus
+BLIP's image-grounded language modelling (the same multimodal stack, causal). Stage 2
+fine-tunes a caption decoder on a small set of fully captioned scenes. As in BLIP, the decoder
+*is* the multimodal encoder run causally: its cross-attention, which learned in stage 1 which
+region a word names, is reused as it is.
+
+The image encoder has two pathways (see `TwoPathwayEncoder`): a shape pathway that sees only
+the silhouette of the scene and a colour pathway that sees only the mean colour of each cell.
+Their tokens stay separate all the way to the decoder, so a word can read the shape of an object
+without its colour. That, and noise on the colour words the decoder reads, is what lets the
+captioner name a red triangle although training never showed one.
+
+`run(config)` does both stages and the evaluation; `python -m minivlm capstone --preset ci|cpu|gpu`
+calls it (see `PRESETS`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .captioner import CaptionDecoder, teacher_forcing_loss
+from .data import AltTextPairs, CaptionTokenizer, ShapesCaptions, to_tensor
+from .data.scenes import BACKGROUND, COLORS, scene_facts
+from .fusion import masked_mean
+from .metrics import caption_scores, grounded_accuracy
+from .objectives import Temperature, itc_loss, itm_pairs, mask_tokens, retrieval, similarity
+from .text import TextEmbedding
+from .train import TrainConfig, latest_checkpoint, train
+from .transformer import Encoder
+from .vision import sinusoidal_positions_2d
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass
+class CapstoneConfig:
+    """Everything a capstone run depends on. Presets below; any field can be overridden."""
+
+    name: str = "custom"
+    image_size: int = 64
+    grid: int = 8  # G: each pathway gives G*G tokens
+    width: int = 16  # channels of the shape pathway's first conv
+    d_model: int = 128
+    n_heads: int = 4
+    text_layers: int = 1  # the unimodal text encoder (ITC)
+    fuse_layers: int = 2  # the multimodal encoder = the caption decoder
+    n_alt: int = 20_000  # alt-text pairs for stage 1
+    n_captioned: int = 5_000  # fully captioned scenes for stage 2
+    n_test: int = 500
+    n_comp: int = 500
+    batch: int = 32
+    pretrain_steps: int = 600
+    caption_steps: int = 1000
+    lr: float = 3e-3
+    warmup: int = 50
+    colour_noise: float = 0.3  # chance that the decoder reads a random colour word
+    itm_share: float = 0.25  # share of the batch that also gets ITM pairs
+    mlm_prob: float = 0.4  # share of words MLM hides (BERT: 0.15; alt-texts are short)
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = True
+    compile: bool = False
+    threads: int = 0  # 0: leave torch's default
+    progress: bool = True  # tqdm bars
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.grid or (self.image_size // self.grid) & (
+            self.image_size // self.grid - 1
+        ):
+            raise ValueError(
+                f"image_size / grid must be a power of two, got {self.image_size} / {self.grid}"
+            )
+        for name in ("n_alt", "n_captioned", "n_test", "n_comp", "batch", "caption_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pretrain_steps < 0:
+            raise ValueError(f"pretrain_steps must be >= 0, got {self.pretrain_steps}")
+        if not 0.0 < self.mlm_prob < 1.0:
+            raise ValueError(f"mlm_prob must be in (0, 1), got {self.mlm_prob}")
+        if not 0.0 <= self.colour_noise <= 1.0:
+            raise ValueError(f"colour_noise must be in [0, 1], got {self.colour_noise}")
+
+
+PRESETS: dict[str, CapstoneConfig] = {
+    # the notebook's run: about 3 minutes on a 2-core CPU
+    "ci": CapstoneConfig(
+        name="ci", n_alt=10_000, n_captioned=5_000, n_test=300, n_comp=300,
+        pretrain_steps=100, caption_steps=1500,
+    ),
+    # `make capstone`: about 10 minutes on a 2-core CPU
+    "cpu": CapstoneConfig(
+        name="cpu", n_alt=20_000, n_captioned=10_000, pretrain_steps=600, caption_steps=3000,
+    ),
+    # a CUDA GPU: larger batches, more steps, bf16
+    "gpu": CapstoneConfig(
+        name="gpu", n_alt=100_000, n_captioned=20_000, n_test=2000, n_comp=2000, batch=128,
+        pretrain_steps=3000, caption_steps=6000, lr=1e-3, device="cuda",
+    ),
+}  # fmt: skip
+
+
+def preset(name: str, **overrides) -> CapstoneConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {tuple(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
+
+
+# ---------------------------------------------------------------- the model
+
+
+class TwoPathwayEncoder(nn.Module):
+    """Images (B, 3, S, S) -> 2*G*G tokens (B, 2*G*G, D): G*G shape tokens, G*G colour tokens.
+
+    * The silhouette m = how far each pixel is from the background colour, squashed to [0, 1].
+      It is the same for a red and a blue triangle, so the shape pathway, a small strided CNN
+      on m, cannot learn that "red things are not triangles".
+    * The colour pathway sees only the mean foreground colour of each cell, sum(x m) / sum(m),
+      through a per-cell MLP: it knows nothing of shape.
+    Both get the 2D sinusoidal position of their cell and a learned type vector.
+    """
+
+    def __init__(self, image_size: int, d_model: int, grid: int = 8, width: int = 16):
+        super().__init__()
+        stages = int(math.log2(image_size // grid))
+        layers: list[nn.Module] = []
+        c = 1
+        for i in range(stages):
+            layers += [nn.Conv2d(c, width * 2**i, 3, stride=2, padding=1), nn.GELU()]
+            c = width * 2**i
+        layers += [nn.Conv2d(c, c, 3, padding=1), nn.GELU()]
+        self.shape_net = nn.Sequential(*layers)
+        self.colour_net = nn.Sequential(nn.Linear(3, 32), nn.GELU(), nn.Linear(32, 32))
+        self.shape_proj = nn.Linear(c + 1, d_model)
+        self.colour_proj = nn.Linear(32 + 1, d_model)
+        self.shape_norm, self.colour_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.register_buffer("pos", sinusoidal_positions_2d(grid, grid, d_model), persistent=False)
+        self.type_emb = nn.Parameter(torch.randn(2, d_model) * 0.02)  # shape, colour
+        bg = torch.tensor(BACKGROUND, dtype=torch.float32).div(127.5).sub(1.0)
+        self.register_buffer("background", bg.view(1, 3, 1, 1), persistent=False)
+        self.image_size, self.grid, self.cell = image_size, grid, image_size // grid
+
+    def silhouette(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) in [-1, 1] -> (B, 1, S, S): 0 on the background, 1 inside objects."""
+        dist = (images - self.background).norm(dim=1, keepdim=True)
+        return ((dist - 0.15) / 0.3).clamp(0.0, 1.0)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1:] != (3, self.image_size, self.image_size):
+            raise ValueError(
+                f"expected images (B, 3, {self.image_size}, {self.image_size}), "
+                f"got {tuple(images.shape)}"
+            )
+        m = self.silhouette(images)  # (B, 1, S, S)
+        cover = F.avg_pool2d(m, self.cell)  # (B, 1, G, G): how much of each cell is object
+        shape = self.shape_net(m)  # (B, C, G, G)
+        colour = F.avg_pool2d(images * m, self.cell) / (cover + 1e-3)  # (B, 3, G, G)
+        shape = torch.cat([shape, cover], 1).flatten(2).transpose(1, 2)  # (B, G*G, C+1)
+        colour = colour.flatten(2).transpose(1, 2)  # (B, G*G, 3)
+        colour = torch.cat([self.colour_net(colour), cover.flatten(2).transpose(1, 2)], -1)
+        s = self.shape_norm(self.shape_proj(shape) + self.pos + self.type_emb[0])  # (B, G*G, D)
+        c = self.colour_norm(self.colour_proj(colour) + self.pos + self.type_emb[1])
+        return torch.cat([s, c], dim=1)  # (B, 2*G*G, D)
+
+
+class TextEncoder(nn.Module):
+    """Unimodal text encoder for ITC: embeddings, a pre-LN Transformer, masked mean."""
+
+    def __init__(self, vocab_size: int, d_model: int, n_heads: int, n_layers: int, max_len: int):
+        super().__init__()
+        self.embed = TextEmbedding(vocab_size, d_model, max_len=max_len)
+        self.encoder = Encoder(n_layers, d_model, n_heads, 4 * d_model, norm_first=True)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h, _ = self.encoder(self.embed(ids), key_mask=mask)  # (B, T, D)
+        return masked_mean(h, mask)  # (B, D)
+
+
+def _images(batch: dict, device) -> torch.Tensor:
+    return batch["image"].to(device, non_blocking=True)
+
+
+class Pretrainer(nn.Module):
+    """Stage 1: forward(batch) -> {"loss": itc + itm + mlm + lm, "itc", "itm", "mlm", "lm"}.
+
+    lm is BLIP's image-grounded language modelling: the same multimodal stack, run causally,
+    writes the alt-text word by word. It is the objective closest to captioning.
+    """
+
+    def __init__(self, cfg: CapstoneConfig, tok: CaptionTokenizer, max_len: int = 32):
+        super().__init__()
+        d, V = cfg.d_model, len(tok)
+        self.tok, self.cfg = tok, cfg
+        self.image = TwoPathwayEncoder(cfg.image_size, d, cfg.grid, cfg.width)
+        self.text = TextEncoder(V, d, cfg.n_heads, cfg.text_layers, max_len)
+        self.image_proj, self.text_proj = nn.Linear(d, d), nn.Linear(d, d)
+        self.scale = Temperature()
+        self.fuse = CaptionDecoder(V, d, cfg.n_heads, cfg.fuse_layers, max_len=max_len)
+        self.itm_head = nn.Linear(d, 2)
+
+    def embed(self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor):
+        """Image tokens (B, Ni, D) and the ITC embeddings of images and texts (B, D) each."""
+        img = self.image(images)
+        return img, self.image_proj(img.mean(1)), self.text_proj(self.text(ids, mask))
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        ids, mask = batch["ids"], batch["mask"]
+        img, v, t = self.embed(_images(batch, ids.device), ids, mask)
+        sim = similarity(v, t)  # (B, B)
+        itc = itc_loss(self.scale() * sim)
+        # ITM: a share of the images, each with its text, a hard negative text and image
+        k = max(2, int(len(ids) * self.cfg.itm_share))
+        i_idx, t_idx, labels = itm_pairs(sim[:k, :k].detach())
+        h, _ = self.fuse.hidden(ids[t_idx], img[i_idx], key_mask=mask[t_idx], causal=False)
+        itm = F.cross_entropy(self.itm_head(h[:, 0]), labels)  # the [BOS] position decides
+        # MLM: hide 15% of the words, predict them from the rest and the image
+        special = ids <= self.tok.mask_id  # pad, bos, eos, unk, mask are never chosen
+        corrupted, target = mask_tokens(
+            ids, special, self.tok.mask_id, len(self.tok), prob=self.cfg.mlm_prob
+        )
+        logits = self.fuse(corrupted, img, key_mask=mask, causal=False)  # (B, T, V)
+        mlm = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
+        lm = teacher_forcing_loss(self.fuse, ids, mask, img)  # write the alt-text, causally
+        return {"loss": itc + itm + mlm + lm, "itc": itc, "itm": itm, "mlm": mlm, "lm": lm}
+
+
+def noisy_colours(ids: torch.Tensor, colour_ids: torch.Tensor, p: float) -> torch.Tensor:
+    """Replace each colour word of ids (B, T) by a random colour with probability p.
+
+    The decoder reads these words but must still write the true next word, so it cannot learn
+    "after 'red' comes no triangle" from the text: it has to look at the image.
+    """
+    if p <= 0:
+        return ids
+    swap = (torch.rand(ids.shape, device=ids.device) < p) & torch.isin(ids, colour_ids)
+    pick = torch.randint(len(colour_ids), ids.shape, device=ids.device)
+    return torch.where(swap, colour_ids[pick], ids)
+
+
+class Captioner(nn.Module):
+    """Stage 2: the image encoder and a caption decoder; forward(batch) -> teacher forcing."""
+
+    def __init__(self, image: TwoPathwayEncoder, decoder: CaptionDecoder, colour_ids, noise=0.0):
+        super().__init__()
+        self.image, self.decoder, self.noise = image, decoder, noise
+        self.register_buffer("colour_ids", torch.as_tensor(colour_ids), persistent=False)
+
+    @classmethod
+    def from_pretrainer(cls, pre: Pretrainer, tok: CaptionTokenizer, noise: float) -> Captioner:
+        colour_ids = [tok.tk.token_to_id(c) for c in COLORS]
+        return cls(copy.deepcopy(pre.image), copy.deepcopy(pre.fuse), colour_ids, noise)
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        ids, mask = batch["ids"], batch["mask"]
+        read = noisy_colours(ids, self.colour_ids, self.noise) if self.training else ids
+        image = self.image(_images(batch, ids.device))
+        logits = self.decoder(read[:, :-1], image, key_mask=mask[:, :-1])  # teacher forcing
+        target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # the true next words
+        return {"loss": F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)}
+
+    @torch.no_grad()
+    def caption(self, images: torch.Tensor, beam: int = 1, max_new: int = 24) -> torch.Tensor:
+        return self.decoder.generate(self.image(images), max_new=max_new, beam=beam)
+
+
+# ---------------------------------------------------------------- data
+
+
+class Batches:
+    """get_batch(step) for train(): batch `step` is a function of (seed, step) only."""
+
+    def __init__(self, data: ShapesCaptions, tok: CaptionTokenizer, batch: int, seed: int):
+        self.images = data.images  # (N, S, S, 3) uint8
+        self.ids, self.mask = tok.batch_encode(data.texts)  # (N, T) each, tokenised once
+        self.batch, self.seed = batch, seed
+
+    def __call__(self, step: int) -> dict:
+        idx = np.random.default_rng([self.seed, step]).integers(len(self.images), size=self.batch)
+        width = int(self.mask[idx].sum(1).max())  # trim padding to this batch's longest text
+        return {
+            "image": to_tensor(self.images[idx]),  # (B, 3, S, S)
+            "ids": self.ids[idx, :width],
+            "mask": self.mask[idx, :width],
+        }
+
+
+def datasets(cfg: CapstoneConfig) -> dict[str, ShapesCaptions]:
+    """Alt-text pairs, captioned training scenes, held-out test scenes, the compositional split."""
+    s, seed = cfg.image_size, cfg.seed
+    return {
+        "alt": AltTextPairs(cfg.n_alt, size=s, seed=seed),
+        "captioned": ShapesCaptions("train", cfg.n_captioned, size=s, seed=seed + 100),
+        "test": ShapesCaptions("test", cfg.n_test, size=s),
+        "comp": ShapesCaptions("comp", cfg.n_comp, size=s),
+    }
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(
+    model: Captioner, data: ShapesCaptions, tok: CaptionTokenizer, batch: int = 250, beam: int = 1
+) -> tuple[dict[str, float], list[str]]:
+    """Greedy (or beam) captions of a split; exact match, grounded accuracy and text metrics."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    captions: list[str] = []
+    for i in range(0, len(data), batch):
+        images = to_tensor(data.images[i : i + batch]).to(device)
+        captions += [tok.decode(row.tolist()) for row in model.caption(images, beam=beam)]
+    model.train(was)
+    scores = grounded_accuracy(captions, [scene_facts(s) for s in data.scenes], data.texts)
+    refs = {i: [t] for i, t in enumerate(data.texts)}
+    hyps = {i: [c] if c else ["[empty]"] for i, c in enumerate(captions)}
+    scores.update(caption_scores(refs, hyps))
+    return scores, captions
+
+
+@torch.no_grad()
+def retrieval_scores(pre: Pretrainer, data: ShapesCaptions, tok: CaptionTokenizer) -> dict:
+    """Recall@1/5/10 both ways on held-out scenes and their canonical captions."""
+    pre.eval()
+    ids, mask = tok.batch_encode(data.texts)
+    device = next(pre.parameters()).device
+    _, v, t = pre.embed(to_tensor(data.images).to(device), ids.to(device), mask.to(device))
+    pre.train()
+    return retrieval(v, t)
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+def _train_config(cfg: CapstoneConfig, steps: int, seed_offset: int) -> TrainConfig:
+    return TrainConfig(
+        steps=steps, lr=cfg.lr, warmup=min(cfg.warmup, max(1, steps // 10)), min_lr=cfg.lr / 20,
+        seed=cfg.seed * 100 + seed_offset, log_every=10, amp=cfg.amp, compile=cfg.compile,
+        progress=cfg.progress,
+    )  # fmt: skip
+
+
+def run(
+    cfg: CapstoneConfig,
+    out_dir: str | Path | None = None,
+    pretrain: bool = True,
+    caption_steps: int | None = None,
+    data: dict | None = None,
+    verbose: bool = True,
+) -> dict:
+    """Stage 1 (unless pretrain=False), stage 2, evaluation. Returns a results dict with the
+    scores, timings, logs, sample captions and the trained captioner (under "model")."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    out = Path(out_dir) if out_dir is not None else None
+    tok = CaptionTokenizer.shapes_world()
+    t0 = time.perf_counter()
+    data = data or datasets(cfg)
+    t_data = time.perf_counter() - t0
+
+    def say(msg: str) -> None:
+        if verbose:
+            print(msg, flush=True)
+
+    results: dict = {"config": asdict(cfg), "pretrained": pretrain, "time": {"data": t_data}}
+    for stage in ("pretrain", "caption"):
+        if out is not None and (ckpt := latest_checkpoint(out / stage)) is not None:
+            say(f"found {ckpt}: {stage} resumes from it (delete {out} to start afresh)")
+    pre = Pretrainer(cfg, tok)
+    if pretrain and cfg.pretrain_steps:
+        say(f"stage 1: {cfg.pretrain_steps} steps of ITC + ITM + MLM + LM on {cfg.n_alt} alt-texts")
+        results["retrieval_before"] = retrieval_scores(pre.to(device), data["test"], tok)
+        t1 = time.perf_counter()
+        results["log_pretrain"] = train(
+            pre, Batches(data["alt"], tok, cfg.batch, cfg.seed),
+            _train_config(cfg, cfg.pretrain_steps, 1),
+            out_dir=out / "pretrain" if out else None, device=device,
+        )  # fmt: skip
+        results["time"]["pretrain"] = time.perf_counter() - t1
+        results["retrieval_after"] = retrieval_scores(pre, data["test"], tok)
+        say(
+            f"  {results['time']['pretrain']:.0f} s; text->image R@1 on test "
+            f"{results['retrieval_before']['t2i R@1']:.3f} -> "
+            f"{results['retrieval_after']['t2i R@1']:.3f}"
+        )
+    model = Captioner.from_pretrainer(pre, tok, cfg.colour_noise).to(device)
+    steps = caption_steps or cfg.caption_steps
+    say(f"stage 2: {steps} steps of captioning on {cfg.n_captioned} captioned scenes")
+    t2 = time.perf_counter()
+    results["log_caption"] = train(
+        model, Batches(data["captioned"], tok, cfg.batch, cfg.seed + 1),
+        _train_config(cfg, steps, 2), out_dir=out / "caption" if out else None, device=device,
+    )  # fmt: skip
+    results["time"]["caption"] = time.perf_counter() - t2
+    results["time"]["train"] = results["time"].get("pretrain", 0.0) + results["time"]["caption"]
+    results["caption_steps"] = steps
+    t3 = time.perf_counter()
+    for split in ("test", "comp"):
+        scores, captions = evaluate(model, data[split], tok)
+        results[split] = scores
+        results[f"captions_{split}"] = captions
+        say(
+            f"  {split}: exact {scores['exact']:.3f}, grounded {scores['grounded']:.3f}, "
+            f"colour {scores['colour']:.3f}, shape {scores['shape']:.3f}"
+        )
+    results["time"]["eval"] = time.perf_counter() - t3
+    results["time"]["total"] = time.perf_counter() - t0
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        summary = {k: v for k, v in results.items() if not k.startswith(("log_", "captions_"))}
+        (out / "results.json").write_text(json.dumps(summary, indent=1))
+    results["model"] = model
+    return results
+
+
+def results_table(rows: list[tuple[str, dict]]) -> str:
+    """A Markdown table of exact match and grounded accuracy per run."""
+    lines = [
+        "| run | train time | test exact | test grounded | comp exact | comp grounded |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows:
+        test, comp = r["test"], r["comp"]
+        lines.append(
+            f"| {name} | {r['time']['train']:.0f} s | {test['exact']:.3f} | "
+            f"{test['grounded']:.3f} | {comp['exact']:.3f} | {comp['grounded']:.3f} |"
+        )
+    return "\n".join(lines)

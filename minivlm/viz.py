@@ -1,0 +1,54 @@
+"""Pictures of what a captioner looks at (chapter 8): one attention map per generated word."""
+
+from __future__ import annotations
+
+import torch
+
+from .data import CaptionTokenizer
+from .data.images import unnormalize
+
+
+@torch.no_grad()
+def word_attention(
+    model, image: torch.Tensor, tok: CaptionTokenizer, layer: int = -1
+) -> tuple[list[str], torch.Tensor]:
+    """Caption one image (3, S, S) greedily; return its words and, for each word, the
+    cross-attention (averaged over heads) of the step that wrote it, as (L, G, G) maps.
+
+    The image tokens of the two-pathway encoder are G*G shape tokens then G*G colour tokens;
+    the map adds the two, so it shows where in the picture the word looked.
+    """
+    if image.dim() != 3:
+        raise ValueError(f"expected one image (3, S, S), got {tuple(image.shape)}")
+    was = model.training
+    model.eval()
+    tokens = model.image(image[None])  # (1, Ni, D)
+    ids = model.decoder.generate(tokens, max_new=24)[0].tolist()
+    words = tok.decode(ids).split()
+    seq = torch.tensor([[tok.bos_id] + ids[: len(words)]], device=tokens.device)  # (1, L+1)
+    _, weights = model.decoder(seq[:, :-1] if len(words) else seq, tokens, need_weights=True)
+    model.train(was)
+    w = weights[layer].mean(1)[0]  # (L, Ni): the input at position t writes word t
+    grid = model.image.grid
+    maps = w.view(w.shape[0], -1, grid, grid).sum(1)  # (L, G, G): shape + colour tokens
+    return words, maps[: len(words)]
+
+
+def plot_word_attention(image: torch.Tensor, words: list[str], maps: torch.Tensor, axes=None):
+    """The image, then one panel per word with its attention map laid over the image."""
+    import matplotlib.pyplot as plt
+
+    n = len(words) + 1
+    if axes is None:
+        _, axes = plt.subplots(1, n, figsize=(1.4 * n, 1.6))
+    pixels = unnormalize(image)
+    axes[0].imshow(pixels)
+    axes[0].set_title("image", fontsize=8)
+    size = pixels.shape[0]
+    for ax, word, m in zip(axes[1:], words, maps, strict=False):
+        ax.imshow(pixels, alpha=0.5)
+        ax.imshow(m.cpu().numpy(), cmap="magma", alpha=0.6, extent=(0, size, size, 0))
+        ax.set_title(word, fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    return axes

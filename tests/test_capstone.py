@@ -1,0 +1,123 @@
+"""The capstone pipeline: encoder, objectives wiring, colour noise, run(), resume and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from minivlm.__main__ import main
+from minivlm.capstone import (
+    Captioner,
+    Pretrainer,
+    TwoPathwayEncoder,
+    noisy_colours,
+    preset,
+    results_table,
+    run,
+)
+from minivlm.data import CaptionTokenizer, make_scenes, render, to_tensor
+from minivlm.data.scenes import COLORS, Obj, Scene
+from minivlm.viz import word_attention
+
+TINY = dict(
+    image_size=32, grid=4, d_model=32, n_alt=64, n_captioned=64, n_test=16, n_comp=16,
+    batch=8, pretrain_steps=4, caption_steps=4, threads=0, progress=False,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return CaptionTokenizer.shapes_world()
+
+
+def test_encoder_gives_shape_then_colour_tokens():
+    enc = TwoPathwayEncoder(64, 48, grid=8, width=8)
+    x = to_tensor(render(make_scenes("train", 3), size=64))
+    assert enc(x).shape == (3, 2 * 64, 48)
+    with pytest.raises(ValueError, match=r"\(B, 3, 64, 64\)"):
+        enc(x[:, :, :32, :32])
+    with pytest.raises(ValueError, match="power of two"):
+        preset("ci", image_size=48, grid=8)
+
+
+def test_silhouette_is_blind_to_colour():
+    """Two scenes that differ only in colour have the same silhouette away from edges."""
+    enc = TwoPathwayEncoder(64, 32)
+    scenes = [Scene((Obj("triangle", c, "large", 0.5, 0.5),)) for c in ("red", "blue")]
+    m = enc.silhouette(to_tensor(render(scenes, size=64, noise=0.0)))[:, 0]  # (2, 64, 64)
+    solid = (m[0] == m[0].round()) & (m[1] == m[1].round())  # fully in or fully out
+    assert solid.float().mean() > 0.95
+    assert torch.equal(m[0][solid], m[1][solid])
+    assert m[0].sum() > 50  # the triangle is there
+
+
+def test_noisy_colours_only_touch_colour_words(tok):
+    colours = torch.tensor([tok.tk.token_to_id(c) for c in COLORS])
+    ids, _ = tok.batch_encode(["a small red circle left of a large blue square"] * 400)
+    out = noisy_colours(ids, colours, 0.5)
+    is_colour = torch.isin(ids, colours)
+    assert torch.equal(out[~is_colour], ids[~is_colour])
+    assert torch.isin(out[is_colour], colours).all()
+    changed = (out != ids)[is_colour].float().mean().item()
+    assert 0.5 * 5 / 6 - 0.05 < changed < 0.5 * 5 / 6 + 0.05  # a random colour may be the same
+    assert noisy_colours(ids, colours, 0.0) is ids
+
+
+def test_pretrainer_losses_reach_every_part(tok):
+    torch.manual_seed(0)
+    cfg = preset("ci", **TINY)
+    pre = Pretrainer(cfg, tok)
+    ids, mask = tok.batch_encode(["a small red circle", "a blue square and a triangle"] * 4)
+    batch = {"image": torch.randn(8, 3, 32, 32), "ids": ids, "mask": mask}
+    out = pre(batch)
+    assert set(out) == {"loss", "itc", "itm", "mlm", "lm"}
+    assert torch.isfinite(out["loss"])
+    out["loss"].backward()
+    for part in (pre.image, pre.text, pre.fuse, pre.itm_head, pre.scale):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    cap = Captioner.from_pretrainer(pre, tok, noise=0.3)
+    torch.testing.assert_close(cap.decoder.lm_head.weight, pre.fuse.lm_head.weight)
+
+
+def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
+    cfg = preset("ci", **TINY)
+    first = run(cfg, out_dir=tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["test"]["exact"] == first["test"]["exact"]
+    for key in ("test", "comp"):
+        assert 0.0 <= first[key]["grounded"] <= 1.0 and "BLEU-4" in first[key]
+    assert len(first["captions_test"]) == cfg.n_test
+    assert first["retrieval_after"]["t2i R@1"] >= 0.0
+    # a second run finds the final checkpoints of both stages and only evaluates
+    again = run(cfg, out_dir=tmp_path)
+    assert again["captions_test"] == first["captions_test"]
+    for a, b in zip(
+        first["model"].state_dict().values(), again["model"].state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+    table = results_table([("tiny", first)])
+    assert table.count("\n") == 2 and f"{first['test']['exact']:.3f}" in table
+
+
+def test_word_attention_maps(tok):
+    torch.manual_seed(0)
+    cfg = preset("ci", **TINY)
+    model = Captioner.from_pretrainer(Pretrainer(cfg, tok), tok, 0.0)
+    image = to_tensor(render(make_scenes("test", 1), size=32))[0]
+    words, maps = word_attention(model, image, tok)
+    assert maps.shape == (len(words), 4, 4)
+    torch.testing.assert_close(maps.sum((1, 2)), torch.ones(len(words)))  # 2 pathways, one softmax
+
+
+def test_cli_runs_a_preset_and_rejects_unknown_fields(tmp_path, capsys):
+    args = ["capstone", "--preset", "ci", "--out", str(tmp_path), "--no-pretrain"]
+    args += [f"--set={k}={v}" for k, v in TINY.items()]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| ci seed 0 |" in printed and (tmp_path / "ci-seed0-scratch" / "results.json").exists()
+    with pytest.raises(SystemExit):
+        main(["capstone", "--set", "no_such_field=1"])
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("laptop")
+    assert np.isclose(preset("cpu", lr=1e-3).lr, 1e-3)
