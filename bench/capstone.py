@@ -35,7 +35,7 @@ from minivlm.capstone import preset, run  # noqa: E402
 TEST_KEYS = ("exact", "grounded", "colour", "shape", "size", "relation", "count")
 RESULTS = ROOT / "bench" / "results" / "capstone.json"
 # the low-caption regime: the ci preset's model, with more of its time spent on stage 1
-LOWCAP = {"pretrain_steps": 400, "caption_steps": 800}
+LOWCAP = {"pretrain_steps": 400, "caption_steps": 600}
 
 
 def load() -> dict:

@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         key, sep, value = item.partition("=")
         if not sep or key not in PRESETS[args.preset].__dataclass_fields__:
             parser.error(f"--set expects FIELD=VALUE with a CapstoneConfig field, got {item!r}")
-        overrides[key] = json.loads(value) if value[:1].isdigit() or value[:1] in "-[{" else value
+        try:
+            overrides[key] = json.loads(value)  # numbers, true/false, lists
+        except json.JSONDecodeError:
+            overrides[key] = value  # a plain string, e.g. --set device=cuda
     if args.seed is not None:
         overrides["seed"] = args.seed
     if args.device:

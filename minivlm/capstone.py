@@ -11,8 +11,8 @@ region a word names, is reused as it is.
 The image encoder has two pathways (see `TwoPathwayEncoder`): a shape pathway that sees only
 the silhouette of the scene and a colour pathway that sees only the mean colour of each cell.
 Their tokens stay separate all the way to the decoder, so a word can read the shape of an object
-without its colour. That, and noise on the colour words the decoder reads, is what lets the
-captioner name a red triangle although training never showed one.
+without its colour. That, and noise on the colour words the multimodal stack reads in both
+stages, is what lets the captioner name a red triangle although training never showed one.
 
 `run(config)` does both stages and the evaluation; `python -m minivlm capstone --preset ci|cpu|gpu`
 calls it (see `PRESETS`).
@@ -32,14 +32,14 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .captioner import CaptionDecoder, teacher_forcing_loss
+from .captioner import CaptionDecoder
 from .data import AltTextPairs, CaptionTokenizer, ShapesCaptions, to_tensor
 from .data.scenes import BACKGROUND, COLORS, scene_facts
 from .fusion import masked_mean
 from .metrics import caption_scores, grounded_accuracy
 from .objectives import Temperature, itc_loss, itm_pairs, mask_tokens, retrieval, similarity
 from .text import TextEmbedding
-from .train import TrainConfig, latest_checkpoint, train
+from .train import TrainConfig, latest_checkpoint, rank_slice, train
 from .transformer import Encoder
 from .vision import sinusoidal_positions_2d
 
@@ -100,11 +100,11 @@ PRESETS: dict[str, CapstoneConfig] = {
     # the notebook's run: about 3 minutes on a 2-core CPU
     "ci": CapstoneConfig(
         name="ci", n_alt=10_000, n_captioned=5_000, n_test=300, n_comp=300,
-        pretrain_steps=100, caption_steps=1500,
+        pretrain_steps=100, caption_steps=1300,
     ),
     # `make capstone`: about 10 minutes on a 2-core CPU
     "cpu": CapstoneConfig(
-        name="cpu", n_alt=20_000, n_captioned=10_000, pretrain_steps=600, caption_steps=3000,
+        name="cpu", n_alt=50_000, n_captioned=20_000, pretrain_steps=200, caption_steps=4000,
     ),
     # a CUDA GPU: larger batches, more steps, bf16
     "gpu": CapstoneConfig(
@@ -194,6 +194,19 @@ def _images(batch: dict, device) -> torch.Tensor:
     return batch["image"].to(device, non_blocking=True)
 
 
+def noisy_colours(ids: torch.Tensor, colour_ids: torch.Tensor, p: float) -> torch.Tensor:
+    """Replace each colour word of ids (B, T) by a random colour with probability p.
+
+    The decoder reads these words but must still write the true next word, so it cannot learn
+    "after 'red' comes no triangle" from the text: it has to look at the image.
+    """
+    if p <= 0:
+        return ids
+    swap = (torch.rand(ids.shape, device=ids.device) < p) & torch.isin(ids, colour_ids)
+    pick = torch.randint(len(colour_ids), ids.shape, device=ids.device)
+    return torch.where(swap, colour_ids[pick], ids)
+
+
 class Pretrainer(nn.Module):
     """Stage 1: forward(batch) -> {"loss": itc + itm + mlm + lm, "itc", "itm", "mlm", "lm"}.
 
@@ -211,6 +224,8 @@ class Pretrainer(nn.Module):
         self.scale = Temperature()
         self.fuse = CaptionDecoder(V, d, cfg.n_heads, cfg.fuse_layers, max_len=max_len)
         self.itm_head = nn.Linear(d, 2)
+        colour_ids = torch.tensor([tok.tk.token_to_id(c) for c in COLORS])
+        self.register_buffer("colour_ids", colour_ids, persistent=False)
 
     def embed(self, images: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor):
         """Image tokens (B, Ni, D) and the ITC embeddings of images and texts (B, D) each."""
@@ -228,27 +243,20 @@ class Pretrainer(nn.Module):
         h, _ = self.fuse.hidden(ids[t_idx], img[i_idx], key_mask=mask[t_idx], causal=False)
         itm = F.cross_entropy(self.itm_head(h[:, 0]), labels)  # the [BOS] position decides
         # MLM: hide 15% of the words, predict them from the rest and the image
+        # the multimodal stack reads colour words with noise, as the captioner will (see
+        # noisy_colours): otherwise it learns "red is never followed by triangle" right here
+        read = noisy_colours(ids, self.colour_ids, self.cfg.colour_noise)
         special = ids <= self.tok.mask_id  # pad, bos, eos, unk, mask are never chosen
         corrupted, target = mask_tokens(
             ids, special, self.tok.mask_id, len(self.tok), prob=self.cfg.mlm_prob
         )
+        corrupted = torch.where(target == -100, read, corrupted)  # noise only where unmasked
         logits = self.fuse(corrupted, img, key_mask=mask, causal=False)  # (B, T, V)
         mlm = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
-        lm = teacher_forcing_loss(self.fuse, ids, mask, img)  # write the alt-text, causally
+        logits = self.fuse(read[:, :-1], img, key_mask=mask[:, :-1])  # write the alt-text
+        target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
+        lm = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
         return {"loss": itc + itm + mlm + lm, "itc": itc, "itm": itm, "mlm": mlm, "lm": lm}
-
-
-def noisy_colours(ids: torch.Tensor, colour_ids: torch.Tensor, p: float) -> torch.Tensor:
-    """Replace each colour word of ids (B, T) by a random colour with probability p.
-
-    The decoder reads these words but must still write the true next word, so it cannot learn
-    "after 'red' comes no triangle" from the text: it has to look at the image.
-    """
-    if p <= 0:
-        return ids
-    swap = (torch.rand(ids.shape, device=ids.device) < p) & torch.isin(ids, colour_ids)
-    pick = torch.randint(len(colour_ids), ids.shape, device=ids.device)
-    return torch.where(swap, colour_ids[pick], ids)
 
 
 class Captioner(nn.Module):
@@ -290,6 +298,7 @@ class Batches:
 
     def __call__(self, step: int) -> dict:
         idx = np.random.default_rng([self.seed, step]).integers(len(self.images), size=self.batch)
+        idx = idx[rank_slice(self.batch)]  # under torchrun, this process's share of the batch
         width = int(self.mask[idx].sum(1).max())  # trim padding to this batch's longest text
         return {
             "image": to_tensor(self.images[idx]),  # (B, 3, S, S)
