@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .captioner import CaptionDecoder
+from .captioner import CaptionDecoder, teacher_forcing_loss
 from .data import AltTextPairs, CaptionTokenizer, ShapesCaptions, to_tensor
 from .data.scenes import BACKGROUND, COLORS, scene_facts
 from .fusion import masked_mean
@@ -253,9 +253,7 @@ class Pretrainer(nn.Module):
         corrupted = torch.where(target == -100, read, corrupted)  # noise only where unmasked
         logits = self.fuse(corrupted, img, key_mask=mask, causal=False)  # (B, T, V)
         mlm = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
-        logits = self.fuse(read[:, :-1], img, key_mask=mask[:, :-1])  # write the alt-text
-        target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)
-        lm = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
+        lm = teacher_forcing_loss(self.fuse, ids, mask, img, read=read)  # write the alt-text
         return {"loss": itc + itm + mlm + lm, "itc": itc, "itm": itm, "mlm": mlm, "lm": lm}
 
 
@@ -268,17 +266,15 @@ class Captioner(nn.Module):
         self.register_buffer("colour_ids", torch.as_tensor(colour_ids), persistent=False)
 
     @classmethod
-    def from_pretrainer(cls, pre: Pretrainer, tok: CaptionTokenizer, noise: float) -> Captioner:
-        colour_ids = [tok.tk.token_to_id(c) for c in COLORS]
-        return cls(copy.deepcopy(pre.image), copy.deepcopy(pre.fuse), colour_ids, noise)
+    def from_pretrainer(cls, pre: Pretrainer, noise: float) -> Captioner:
+        """Copies of stage 1's image encoder and multimodal stack, the latter as the decoder."""
+        return cls(copy.deepcopy(pre.image), copy.deepcopy(pre.fuse), pre.colour_ids, noise)
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         ids, mask = batch["ids"], batch["mask"]
         read = noisy_colours(ids, self.colour_ids, self.noise) if self.training else ids
         image = self.image(_images(batch, ids.device))
-        logits = self.decoder(read[:, :-1], image, key_mask=mask[:, :-1])  # teacher forcing
-        target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # the true next words
-        return {"loss": F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)}
+        return {"loss": teacher_forcing_loss(self.decoder, ids, mask, image, read=read)}
 
     @torch.no_grad()
     def caption(self, images: torch.Tensor, beam: int = 1, max_new: int = 24) -> torch.Tensor:
@@ -408,7 +404,7 @@ def run(
             f"{results['retrieval_before']['t2i R@1']:.3f} -> "
             f"{results['retrieval_after']['t2i R@1']:.3f}"
         )
-    model = Captioner.from_pretrainer(pre, tok, cfg.colour_noise).to(device)
+    model = Captioner.from_pretrainer(pre, cfg.colour_noise).to(device)
     steps = caption_steps or cfg.caption_steps
     say(f"stage 2: {steps} steps of captioning on {cfg.n_captioned} captioned scenes")
     t2 = time.perf_counter()

@@ -32,13 +32,19 @@ def _check_image(image: torch.Tensor, d_image: int) -> None:
 
 
 def teacher_forcing_loss(
-    model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, image: torch.Tensor
+    model: nn.Module,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    image: torch.Tensor,
+    read: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Read [BOS] w1 .. wn, predict w1 .. wn [EOS] at every position at once; padding ignored.
 
     ids, mask: (B, T) with mask True on real tokens; model(ids, image, key_mask) -> (B, T, V).
+    read: the words the model reads, if not ids (a noisy copy, chapter 8); targets are always ids.
     """
-    logits = model(ids[:, :-1], image, key_mask=mask[:, :-1])  # (B, T-1, V)
+    read = ids if read is None else read
+    logits = model(read[:, :-1], image, key_mask=mask[:, :-1])  # (B, T-1, V)
     target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # (B, T-1): the next word, or ignore
     return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
 

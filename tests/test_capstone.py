@@ -76,7 +76,7 @@ def test_pretrainer_losses_reach_every_part(tok):
     out["loss"].backward()
     for part in (pre.image, pre.text, pre.fuse, pre.itm_head, pre.scale):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
-    cap = Captioner.from_pretrainer(pre, tok, noise=0.3)
+    cap = Captioner.from_pretrainer(pre, noise=0.3)
     torch.testing.assert_close(cap.decoder.lm_head.weight, pre.fuse.lm_head.weight)
 
 
@@ -103,7 +103,7 @@ def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
 def test_word_attention_maps(tok):
     torch.manual_seed(0)
     cfg = preset("ci", **TINY)
-    model = Captioner.from_pretrainer(Pretrainer(cfg, tok), tok, 0.0)
+    model = Captioner.from_pretrainer(Pretrainer(cfg, tok), 0.0)
     image = to_tensor(render(make_scenes("test", 1), size=32))[0]
     words, maps = word_attention(model, image, tok)
     assert maps.shape == (len(words), 4, 4)
