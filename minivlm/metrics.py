@@ -148,6 +148,38 @@ def caption_scores(refs: dict, hyps: dict) -> dict[str, float]:
     return out
 
 
+def fact_hits(said: SceneFacts, truth: SceneFacts) -> Counter:
+    """How many facts of `truth` a parsed caption states: count and relation (0 or 1 each), and
+    size, colour and shape per object, compared only when the number of objects is right."""
+    hits = Counter(
+        count=int(said.count == truth.count), relation=int(said.relation == truth.relation)
+    )
+    if said.count == truth.count:
+        for (s1, c1, h1), (s2, c2, h2) in zip(said.objects, truth.objects, strict=True):
+            hits["size"] += s1 == s2
+            hits["colour"] += c1 == c2
+            hits["shape"] += h1 == h2
+    return hits
+
+
+def missed_facts(text: str, truth: SceneFacts) -> list[str]:
+    """The facts a caption gets wrong, one entry per miss (chapter 8's failure analysis).
+
+    [] when the caption states every fact (its wording may still differ from the canonical
+    one); ["unparsed"] when the parser rejects it; attributes are listed only when the number of
+    objects is right, as in `grounded_accuracy`.
+    """
+    try:
+        said = parse(text)
+    except ValueError:
+        return ["unparsed"]
+    hits = fact_hits(said, truth)
+    missed = [k for k in ("count", "relation") if not hits[k]]
+    if hits["count"]:
+        missed += [k for k in ("size", "colour", "shape") for _ in range(truth.count - hits[k])]
+    return missed
+
+
 def grounded_accuracy(
     captions: Sequence[str], facts: Sequence[SceneFacts], canonical: Sequence[str] | None = None
 ) -> dict[str, float]:
@@ -163,24 +195,17 @@ def grounded_accuracy(
         raise ValueError("no captions to score")
     n = len(captions)
     hits = Counter()
-    n_objects = 0
     for i, (text, truth) in enumerate(zip(captions, facts, strict=True)):
         if canonical is not None:
             hits["exact"] += text == canonical[i]
-        n_objects += truth.count
         try:
             said = parse(text)
         except ValueError:
             hits["unparsed"] += 1
             continue
         hits["grounded"] += said == truth
-        hits["count"] += said.count == truth.count
-        hits["relation"] += said.relation == truth.relation
-        if said.count == truth.count:
-            for (s1, c1, h1), (s2, c2, h2) in zip(said.objects, truth.objects, strict=True):
-                hits["size"] += s1 == s2
-                hits["colour"] += c1 == c2
-                hits["shape"] += h1 == h2
+        hits.update(fact_hits(said, truth))
+    n_objects = sum(truth.count for truth in facts)
     out = {k: hits[k] / n for k in ("grounded", "count", "relation", "unparsed")}
     out.update({k: hits[k] / n_objects for k in ("colour", "shape", "size")})
     if canonical is not None:

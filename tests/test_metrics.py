@@ -9,13 +9,15 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from minivlm.data import caption, make_scenes, paraphrase, scene_facts
+from minivlm.data import caption, make_scenes, paraphrase, parse, scene_facts
+from minivlm.data.scenes import COLORS, SHAPES, SIZES
 from minivlm.metrics import (
     bleu,
     caption_scores,
     cider_d,
     grounded_accuracy,
     lcs_length,
+    missed_facts,
     recall_at_k,
     rouge_l,
 )
@@ -86,6 +88,38 @@ def test_grounded_accuracy_reads_meaning_not_wording():
         else canon[0].replace("above", "left of")
     )
     assert grounded_accuracy([swapped], facts[:1])["relation"] == 0.0
+
+
+def test_missed_facts_names_each_wrong_fact():
+    facts = scene_facts(make_scenes("test", 1, n_objects=3)[0])
+    canon = caption(facts)
+    assert missed_facts(canon, facts) == []
+    assert missed_facts(paraphrase(facts, np.random.default_rng(0)), facts) == []
+    assert missed_facts("a small red", facts) == ["unparsed"]
+    (s0, c0, h0), (s1, c1, h1) = facts.objects[:2]
+    other = {"circle": "square", "square": "triangle", "triangle": "circle"}
+    wrong = canon.replace(f"a {s0} {c0} {h0}", f"a {s0} {c0} {other[h0]}", 1)
+    assert missed_facts(wrong, facts) == ["shape"]
+    two = canon.rsplit(f" {facts.relation} ", 1)[0]  # the third object dropped
+    assert missed_facts(two, facts) == ["count"]
+    flipped = canon.replace(facts.relation, "above" if facts.relation == "left of" else "left of")
+    assert missed_facts(flipped, facts) == ["relation"]
+    # the metric and the failure list agree on captions with random attribute errors
+    rng = random.Random(0)
+    choices = {w: tuple(group) for group in (SIZES, COLORS, SHAPES) for w in group}
+    seen = set()
+    for _ in range(50):
+        text = " ".join(
+            rng.choice(choices[w]) if w in choices and rng.random() < 0.2 else w
+            for w in canon.split()
+        )
+        missed = missed_facts(text, facts)
+        seen.add(len(missed))
+        assert (grounded_accuracy([text], [facts])["grounded"] == 1.0) == (missed == [])
+        said = [a for obj in parse(text).objects for a in obj]  # sizes, colours, shapes
+        truth = [a for obj in facts.objects for a in obj]
+        assert len(missed) == sum(a != b for a, b in zip(said, truth, strict=True))
+    assert {0, 1, 2} <= seen
 
 
 def test_recall_at_k():
