@@ -55,6 +55,8 @@ bench: $(STAMP)
 	$(PY) bench/decode.py
 	$(PY) bench/fusion.py
 	$(PY) bench/capstone.py
+	$(PY) bench/pretrain_probe.py
+	$(PY) bench/compile.py
 
 clean:
 	rm -rf $(VENV) book/_build .pytest_cache .ruff_cache .hypothesis runs

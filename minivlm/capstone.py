@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from .captioner import CaptionDecoder, teacher_forcing_loss
 from .data import AltTextPairs, CaptionTokenizer, ShapesCaptions, to_tensor
-from .data.scenes import BACKGROUND, COLORS, scene_facts
+from .data.scenes import BACKGROUND, COLORS, SHAPES, SIZES, scene_facts
 from .fusion import masked_mean
 from .metrics import caption_scores, grounded_accuracy
 from .objectives import Temperature, itc_loss, itm_pairs, mask_tokens, retrieval, similarity
@@ -348,10 +348,41 @@ def retrieval_scores(pre: Pretrainer, data: ShapesCaptions, tok: CaptionTokenize
     return retrieval(v, t)
 
 
+@torch.no_grad()
+def attribute_probe(
+    model: Pretrainer | Captioner, data: ShapesCaptions, tok: CaptionTokenizer
+) -> dict[str, dict[str, float]]:
+    """What the multimodal stack knows, by number of objects in the scene.
+
+    Teacher forcing on the canonical captions: at each size, colour or shape word, is the
+    stack's most likely word *of that kind* the right one? {"1": {"size":, "colour":,
+    "shape":}, "2": ..., "3": ...}. Chance is 1/2, 1/6 and 1/3.
+    """
+    decoder = model.fuse if isinstance(model, Pretrainer) else model.decoder
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    ids, mask = (x.to(device) for x in tok.batch_encode(data.texts))  # (N, T)
+    logits = decoder(ids[:, :-1], model.image(to_tensor(data.images).to(device)), mask[:, :-1])
+    model.train(was)
+    target = ids[:, 1:]  # (N, T-1): the word each position predicts
+    n_objects = torch.tensor([scene_facts(s).count for s in data.scenes], device=device)
+    out: dict[str, dict[str, float]] = {}
+    for n in sorted(set(n_objects.tolist())):
+        out[str(n)] = {}
+        for kind, words in (("size", SIZES), ("colour", COLORS), ("shape", SHAPES)):
+            wid = torch.tensor([tok.tk.token_to_id(w) for w in words], device=device)
+            at = torch.isin(target, wid) & (n_objects == n)[:, None]  # positions to score
+            guess = wid[logits[..., wid].argmax(-1)]  # (N, T-1): best word of this kind
+            out[str(n)][kind] = (guess[at] == target[at]).float().mean().item()
+    return out
+
+
 # ---------------------------------------------------------------- the pipeline
 
 
-def _train_config(cfg: CapstoneConfig, steps: int, seed_offset: int) -> TrainConfig:
+def stage_config(cfg: CapstoneConfig, steps: int, seed_offset: int) -> TrainConfig:
+    """The training-loop settings of one stage (seed_offset 1: stage 1, 2: stage 2)."""
     return TrainConfig(
         steps=steps, lr=cfg.lr, warmup=min(cfg.warmup, max(1, steps // 10)), min_lr=cfg.lr / 20,
         seed=cfg.seed * 100 + seed_offset, log_every=10, amp=cfg.amp, compile=cfg.compile,
@@ -394,7 +425,7 @@ def run(
         t1 = time.perf_counter()
         results["log_pretrain"] = train(
             pre, Batches(data["alt"], tok, cfg.batch, cfg.seed),
-            _train_config(cfg, cfg.pretrain_steps, 1),
+            stage_config(cfg, cfg.pretrain_steps, 1),
             out_dir=out / "pretrain" if out else None, device=device,
         )  # fmt: skip
         results["time"]["pretrain"] = time.perf_counter() - t1
@@ -410,7 +441,7 @@ def run(
     t2 = time.perf_counter()
     results["log_caption"] = train(
         model, Batches(data["captioned"], tok, cfg.batch, cfg.seed + 1),
-        _train_config(cfg, steps, 2), out_dir=out / "caption" if out else None, device=device,
+        stage_config(cfg, steps, 2), out_dir=out / "caption" if out else None, device=device,
     )  # fmt: skip
     results["time"]["caption"] = time.perf_counter() - t2
     results["time"]["train"] = results["time"].get("pretrain", 0.0) + results["time"]["caption"]

@@ -11,12 +11,13 @@ from minivlm.capstone import (
     Captioner,
     Pretrainer,
     TwoPathwayEncoder,
+    attribute_probe,
     noisy_colours,
     preset,
     results_table,
     run,
 )
-from minivlm.data import CaptionTokenizer, make_scenes, render, to_tensor
+from minivlm.data import CaptionTokenizer, ShapesCaptions, make_scenes, render, to_tensor
 from minivlm.data.scenes import COLORS, Obj, Scene
 from minivlm.viz import word_attention
 
@@ -121,3 +122,35 @@ def test_cli_runs_a_preset_and_rejects_unknown_fields(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown preset"):
         preset("laptop")
     assert np.isclose(preset("cpu", lr=1e-3).lr, 1e-3)
+
+
+class _Oracle(torch.nn.Module):
+    """A decoder that knows the captions: its top word is the true next word, except that in
+    scenes of `bad` it names the next shape in the list (circle -> square -> triangle)."""
+
+    def __init__(self, ids: torch.Tensor, vocab: int, bad: torch.Tensor, shape_ids: torch.Tensor):
+        super().__init__()
+        self.ids, self.vocab, self.bad, self.shape_ids = ids, vocab, bad, shape_ids
+
+    def forward(self, ids, image, key_mask=None):
+        target = self.ids[:, 1 : ids.shape[1] + 1]  # (N, T-1): the true next words
+        is_shape = torch.isin(target, self.shape_ids) & self.bad[:, None]
+        which = (target[..., None] == self.shape_ids).long().argmax(-1)  # index in shape_ids
+        target = torch.where(is_shape, self.shape_ids[(which + 1) % 3], target)
+        return torch.nn.functional.one_hot(target, self.vocab).float()
+
+
+def test_attribute_probe_scores_each_kind_by_object_count(tok):
+    data = ShapesCaptions("test", 60, size=32)
+    cfg = preset("ci", **TINY)
+    model = Captioner.from_pretrainer(Pretrainer(cfg, tok), 0.0)
+    probe = attribute_probe(model, data, tok)  # untrained: anything in [0, 1]
+    assert set(probe) == {"1", "2", "3"}
+    assert all(0.0 <= v <= 1.0 for kinds in probe.values() for v in kinds.values())
+    ids, _ = tok.batch_encode(data.texts)
+    shapes = torch.tensor([tok.tk.token_to_id(w) for w in ("circle", "square", "triangle")])
+    two = torch.tensor([len(s.objects) == 2 for s in data.scenes])
+    model.decoder = _Oracle(ids, len(tok), bad=two, shape_ids=shapes)
+    probe = attribute_probe(model, data, tok)
+    assert probe["1"] == probe["3"] == {"size": 1.0, "colour": 1.0, "shape": 1.0}
+    assert probe["2"] == {"size": 1.0, "colour": 1.0, "shape": 0.0}

@@ -1,0 +1,61 @@
+"""Does `torch.compile` pay for the capstone's caption training on this machine? (chapter 8)
+
+    python bench/compile.py [--steps 300] [--threads 2] [--device cpu]
+
+Trains the cpu preset's captioner (stage 2 only, 2,000 captioned scenes) for --steps steps,
+eager and then compiled, from the same seed, and prints for each: the total time (compilation
+included) and the time per step over the last 100 steps, when compilation is long done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from minivlm.capstone import Batches, Captioner, Pretrainer, preset, stage_config  # noqa: E402
+from minivlm.data import CaptionTokenizer, ShapesCaptions  # noqa: E402
+from minivlm.train import train  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    if args.steps < 200:
+        raise SystemExit(f"--steps must be at least 200 (the last 100 are timed), got {args.steps}")
+    torch.set_num_threads(args.threads)
+    cfg = preset("cpu", progress=False, device=args.device)
+    tok = CaptionTokenizer.shapes_world()
+    data = ShapesCaptions("train", 2000, size=cfg.image_size, seed=100)
+    times = {}
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = Captioner.from_pretrainer(Pretrainer(cfg, tok), cfg.colour_noise)
+        tc = stage_config(cfg, args.steps, 2)
+        tc.compile, tc.log_every = compiled, 50
+        t0 = time.perf_counter()
+        log = train(model, Batches(data, tok, cfg.batch, 1), tc, device=torch.device(args.device))
+        total = time.perf_counter() - t0
+        at = {r["step"]: r["time"] for r in log if "time" in r}
+        per_step = (at[args.steps] - at[args.steps - 100]) / 100
+        times[compiled] = per_step
+        print(
+            f"{'compiled' if compiled else 'eager':>8}: {total:6.1f} s in all, "
+            f"{1000 * per_step:5.1f} ms/step over steps {args.steps - 100}-{args.steps}, "
+            f"final loss {log[-1]['loss']:.3f}",
+            flush=True,
+        )
+    print(f"steady-state speed-up from torch.compile: {times[False] / times[True]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
