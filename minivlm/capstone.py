@@ -367,14 +367,14 @@ def attribute_probe(
     model.train(was)
     target = ids[:, 1:]  # (N, T-1): the word each position predicts
     n_objects = torch.tensor([scene_facts(s).count for s in data.scenes], device=device)
-    out: dict[str, dict[str, float]] = {}
-    for n in sorted(set(n_objects.tolist())):
-        out[str(n)] = {}
-        for kind, words in (("size", SIZES), ("colour", COLORS), ("shape", SHAPES)):
-            wid = torch.tensor([tok.tk.token_to_id(w) for w in words], device=device)
-            at = torch.isin(target, wid) & (n_objects == n)[:, None]  # positions to score
-            guess = wid[logits[..., wid].argmax(-1)]  # (N, T-1): best word of this kind
-            out[str(n)][kind] = (guess[at] == target[at]).float().mean().item()
+    out: dict[str, dict[str, float]] = {str(n): {} for n in sorted(set(n_objects.tolist()))}
+    for kind, words in (("size", SIZES), ("colour", COLORS), ("shape", SHAPES)):
+        wid = torch.tensor([tok.tk.token_to_id(w) for w in words], device=device)
+        guess = wid[logits[..., wid].argmax(-1)]  # (N, T-1): best word of this kind
+        right = guess == target  # (N, T-1)
+        for n in out:
+            at = torch.isin(target, wid) & (n_objects == int(n))[:, None]  # positions to score
+            out[n][kind] = right[at].float().mean().item()
     return out
 
 
