@@ -1,4 +1,4 @@
-"""Command line: `python -m minivlm capstone --preset ci|cpu|gpu` (chapter 8)."""
+"""Command line: `python -m minivlm capstone --preset ci|cpu|gpu|lowcap` (chapter 8)."""
 
 from __future__ import annotations
 

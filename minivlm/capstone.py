@@ -8,14 +8,20 @@ fine-tunes a caption decoder on a small set of fully captioned scenes. As in BLI
 *is* the multimodal encoder run causally: its cross-attention, which learned in stage 1 which
 region a word names, is reused as it is.
 
+Stage 1b (`curated_steps`, used by the low-caption bench) curates the alt-text as web-scale
+pretraining does: `curate` keeps the texts that are complete sentences and whose ITC score says
+they match their image, and the multimodal stack then writes only those, word by word. Most
+alt-text (partial, bag-of-words, or another scene's caption) teaches *what* is in a picture but
+not in which order to say it; the curated pairs do both.
+
 The image encoder has two pathways (see `TwoPathwayEncoder`): a shape pathway that sees only
 the silhouette of the scene and a colour pathway that sees only the mean colour of each cell.
 Their tokens stay separate all the way to the decoder, so a word can read the shape of an object
 without its colour. That, and noise on the colour words the multimodal stack reads in both
 stages, is what lets the captioner name a red triangle although training never showed one.
 
-`run(config)` does both stages and the evaluation; `python -m minivlm capstone --preset ci|cpu|gpu`
-calls it (see `PRESETS`).
+`run(config)` does both stages and the evaluation; the command line
+`python -m minivlm capstone --preset ci|cpu|gpu|lowcap` calls it (see `PRESETS`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import torch.nn.functional as F
 
 from .captioner import CaptionDecoder, teacher_forcing_loss
 from .data import AltTextPairs, CaptionTokenizer, ShapesCaptions, to_tensor
+from .data.captions import ALT_KINDS, parse
 from .data.scenes import BACKGROUND, COLORS, SHAPES, SIZES, scene_facts
 from .fusion import masked_mean
 from .metrics import caption_scores, grounded_accuracy
@@ -64,8 +71,11 @@ class CapstoneConfig:
     n_comp: int = 500
     batch: int = 32
     pretrain_steps: int = 600
+    curated_steps: int = 0  # stage 1b: LM on the alt-texts that pass `curate` (0: skip)
+    curate_keep: float = 0.5  # share of the parsed alt-texts that curation keeps
     caption_steps: int = 1000
     lr: float = 3e-3
+    finetune_lr: float = 0.0  # stage 2's peak lr after stage 1 (0: lr)
     warmup: int = 50
     colour_noise: float = 0.3  # chance that the decoder reads a random colour word
     itm_share: float = 0.25  # share of the batch that also gets ITM pairs
@@ -88,8 +98,13 @@ class CapstoneConfig:
         for name in ("n_alt", "n_captioned", "n_test", "n_comp", "batch", "caption_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.pretrain_steps < 0:
-            raise ValueError(f"pretrain_steps must be >= 0, got {self.pretrain_steps}")
+        for name in ("pretrain_steps", "curated_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 < self.curate_keep <= 1.0:
+            raise ValueError(f"curate_keep must be in (0, 1], got {self.curate_keep}")
+        if self.finetune_lr < 0:
+            raise ValueError(f"finetune_lr must be >= 0, got {self.finetune_lr}")
         if not 0.0 < self.mlm_prob < 1.0:
             raise ValueError(f"mlm_prob must be in (0, 1), got {self.mlm_prob}")
         if not 0.0 <= self.colour_noise <= 1.0:
@@ -105,6 +120,12 @@ PRESETS: dict[str, CapstoneConfig] = {
     # `make capstone`: about 10 minutes on a 2-core CPU
     "cpu": CapstoneConfig(
         name="cpu", n_alt=50_000, n_captioned=20_000, pretrain_steps=200, caption_steps=4000,
+    ),
+    # the low-caption regime (bench/capstone.py --what lowcap): the ci model, 100 captions, and
+    # most of the time in stage 1b, LM on curated alt-text; about 9 minutes on one CPU thread
+    "lowcap": CapstoneConfig(
+        name="lowcap", n_alt=50_000, n_captioned=100, n_test=300, n_comp=300, pretrain_steps=150,
+        curated_steps=2500, caption_steps=300, finetune_lr=1e-3,
     ),
     # a CUDA GPU: larger batches, more steps, bf16
     "gpu": CapstoneConfig(
@@ -285,11 +306,17 @@ class Captioner(nn.Module):
 
 
 class Batches:
-    """get_batch(step) for train(): batch `step` is a function of (seed, step) only."""
+    """get_batch(step) for train(): batch `step` is a function of (seed, step) only.
 
-    def __init__(self, data: ShapesCaptions, tok: CaptionTokenizer, batch: int, seed: int):
-        self.images = data.images  # (N, S, S, 3) uint8
-        self.ids, self.mask = tok.batch_encode(data.texts)  # (N, T) each, tokenised once
+    keep: indices of the pairs to draw from (default: all of them), e.g. from `curate`.
+    """
+
+    def __init__(
+        self, data: ShapesCaptions, tok: CaptionTokenizer, batch: int, seed: int, keep=None
+    ):
+        texts = data.texts if keep is None else [data.texts[i] for i in keep]
+        self.images = data.images if keep is None else data.images[keep]  # (N, S, S, 3) uint8
+        self.ids, self.mask = tok.batch_encode(texts)  # (N, T) each, tokenised once
         self.batch, self.seed = batch, seed
 
     def __call__(self, step: int) -> dict:
@@ -312,6 +339,46 @@ def datasets(cfg: CapstoneConfig) -> dict[str, ShapesCaptions]:
         "test": ShapesCaptions("test", cfg.n_test, size=s),
         "comp": ShapesCaptions("comp", cfg.n_comp, size=s),
     }
+
+
+@torch.no_grad()
+def curate(
+    pre: Pretrainer, alt: ShapesCaptions, tok: CaptionTokenizer, keep: float = 0.5, batch=1000
+) -> np.ndarray:
+    """Indices of the alt-text pairs worth writing word by word: a text filter, then an image
+    filter, as web-scale pretraining does (LAION's CLIP-score filter, BLIP's CapFilt).
+
+    1. The text must be a complete sentence: `parse` reads it (partials and bags fail).
+    2. Of those, keep the `keep` share whose image and text agree best under stage 1's ITC
+       embeddings (the wrong captions of other scenes score low).
+    Nothing is rewritten: a kept pair trains with its own words.
+    """
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    parses = np.flatnonzero([_parses(t) for t in alt.texts])
+    if len(parses) == 0:
+        raise ValueError("no alt-text is a complete sentence of the grammar; nothing to keep")
+    was = pre.training
+    pre.eval()
+    device = next(pre.parameters()).device
+    scores = []
+    for i in range(0, len(parses), batch):
+        j = parses[i : i + batch]
+        ids, mask = (x.to(device) for x in tok.batch_encode([alt.texts[k] for k in j]))
+        _, v, t = pre.embed(to_tensor(alt.images[j]).to(device), ids, mask)  # (b, D) each
+        scores.append(similarity(v, t).diagonal())  # (b,): each image with its own text
+    pre.train(was)
+    score = torch.cat(scores).cpu().numpy()
+    n = max(1, round(keep * len(parses)))
+    return np.sort(parses[np.argsort(-score, kind="stable")[:n]])
+
+
+def _parses(text: str) -> bool:
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- evaluation
@@ -390,6 +457,57 @@ def stage_config(cfg: CapstoneConfig, steps: int, seed_offset: int) -> TrainConf
     )  # fmt: skip
 
 
+def pretrain_stage(
+    cfg: CapstoneConfig,
+    data: dict,
+    tok: CaptionTokenizer,
+    out: Path | None = None,
+    device: torch.device | str = "cpu",
+    say=print,
+) -> tuple[Pretrainer, dict]:
+    """Stage 1 on data["alt"]: ITC + ITM + MLM + LM on every pair, then (if cfg.curated_steps)
+    stage 1b, LM alone on the pairs `curate` keeps. Returns the pretrainer and what to report."""
+    device = torch.device(device)
+    torch.manual_seed(cfg.seed)
+    pre = Pretrainer(cfg, tok).to(device)
+    info: dict = {"time": {}}
+    if not cfg.pretrain_steps:
+        return pre, info
+    say(f"stage 1: {cfg.pretrain_steps} steps of ITC + ITM + MLM + LM on {cfg.n_alt} alt-texts")
+    info["retrieval_before"] = retrieval_scores(pre, data["test"], tok)
+    t1 = time.perf_counter()
+    info["log_pretrain"] = train(
+        pre, Batches(data["alt"], tok, cfg.batch, cfg.seed),
+        stage_config(cfg, cfg.pretrain_steps, 1),
+        out_dir=out / "pretrain" if out else None, device=device,
+    )  # fmt: skip
+    info["time"]["pretrain"] = time.perf_counter() - t1
+    info["retrieval_after"] = retrieval_scores(pre, data["test"], tok)
+    say(
+        f"  {info['time']['pretrain']:.0f} s; text->image R@1 on test "
+        f"{info['retrieval_before']['t2i R@1']:.3f} -> {info['retrieval_after']['t2i R@1']:.3f}"
+    )
+    if cfg.curated_steps:
+        t1 = time.perf_counter()
+        keep = curate(pre, data["alt"], tok, cfg.curate_keep)
+        info["time"]["curate"] = time.perf_counter() - t1
+        kinds = getattr(data["alt"], "kinds", None)
+        info["curated"] = {"kept": len(keep), "of": len(data["alt"])}
+        if kinds is not None:  # the generator knows each pair's kind: how good was the filter?
+            info["curated"]["kinds"] = {k: sum(kinds[i] == k for i in keep) for k in ALT_KINDS}
+        say(f"stage 1b: {cfg.curated_steps} steps of LM on {len(keep)} curated alt-texts")
+        writer = Captioner(pre.image, pre.fuse, pre.colour_ids, cfg.colour_noise)  # shares weights
+        t1 = time.perf_counter()
+        info["log_curated"] = train(
+            writer, Batches(data["alt"], tok, cfg.batch, cfg.seed + 3, keep=keep),
+            stage_config(cfg, cfg.curated_steps, 3),
+            out_dir=out / "curated" if out else None, device=device,
+        )  # fmt: skip
+        info["time"]["curated"] = time.perf_counter() - t1
+        say(f"  {info['time']['curated']:.0f} s, curation {info['time']['curate']:.0f} s")
+    return pre, info
+
+
 def run(
     cfg: CapstoneConfig,
     out_dir: str | Path | None = None,
@@ -397,9 +515,15 @@ def run(
     caption_steps: int | None = None,
     data: dict | None = None,
     verbose: bool = True,
+    stage1: tuple[Pretrainer, dict] | None = None,
 ) -> dict:
     """Stage 1 (unless pretrain=False), stage 2, evaluation. Returns a results dict with the
-    scores, timings, logs, sample captions and the trained captioner (under "model")."""
+    scores, timings, logs, sample captions, the trained captioner (under "model") and stage 1's
+    pretrainer (under "pretrainer").
+
+    stage1: (pretrainer, info) from an earlier `pretrain_stage` with the same config, to
+    fine-tune it again (e.g. on another number of captioned scenes); its times are counted.
+    """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
@@ -414,37 +538,29 @@ def run(
         if verbose:
             print(msg, flush=True)
 
-    results: dict = {"config": asdict(cfg), "pretrained": pretrain, "time": {"data": t_data}}
-    for stage in ("pretrain", "caption"):
+    for stage in ("pretrain", "curated", "caption"):
         if out is not None and (ckpt := latest_checkpoint(out / stage)) is not None:
             say(f"found {ckpt}: {stage} resumes from it (delete {out} to start afresh)")
-    pre = Pretrainer(cfg, tok)
-    if pretrain and cfg.pretrain_steps:
-        say(f"stage 1: {cfg.pretrain_steps} steps of ITC + ITM + MLM + LM on {cfg.n_alt} alt-texts")
-        results["retrieval_before"] = retrieval_scores(pre.to(device), data["test"], tok)
-        t1 = time.perf_counter()
-        results["log_pretrain"] = train(
-            pre, Batches(data["alt"], tok, cfg.batch, cfg.seed),
-            stage_config(cfg, cfg.pretrain_steps, 1),
-            out_dir=out / "pretrain" if out else None, device=device,
-        )  # fmt: skip
-        results["time"]["pretrain"] = time.perf_counter() - t1
-        results["retrieval_after"] = retrieval_scores(pre, data["test"], tok)
-        say(
-            f"  {results['time']['pretrain']:.0f} s; text->image R@1 on test "
-            f"{results['retrieval_before']['t2i R@1']:.3f} -> "
-            f"{results['retrieval_after']['t2i R@1']:.3f}"
-        )
+    if not pretrain:
+        pre, info = Pretrainer(cfg, tok).to(device), {"time": {}}
+    else:
+        pre, info = stage1 or pretrain_stage(cfg, data, tok, out, device, say)
+    results: dict = {"config": asdict(cfg), "pretrained": pretrain, **info}
+    results["time"] = {"data": t_data, **info["time"]}
     model = Captioner.from_pretrainer(pre, cfg.colour_noise).to(device)
     steps = caption_steps or cfg.caption_steps
+    train_cfg = stage_config(cfg, steps, 2)
+    if pretrain and cfg.pretrain_steps and cfg.finetune_lr:
+        train_cfg = replace(train_cfg, lr=cfg.finetune_lr, min_lr=cfg.finetune_lr / 20)
     say(f"stage 2: {steps} steps of captioning on {cfg.n_captioned} captioned scenes")
     t2 = time.perf_counter()
     results["log_caption"] = train(
-        model, Batches(data["captioned"], tok, cfg.batch, cfg.seed + 1),
-        stage_config(cfg, steps, 2), out_dir=out / "caption" if out else None, device=device,
+        model, Batches(data["captioned"], tok, cfg.batch, cfg.seed + 1), train_cfg,
+        out_dir=out / "caption" if out else None, device=device,
     )  # fmt: skip
     results["time"]["caption"] = time.perf_counter() - t2
-    results["time"]["train"] = results["time"].get("pretrain", 0.0) + results["time"]["caption"]
+    stages = ("pretrain", "curate", "curated", "caption")
+    results["time"]["train"] = sum(results["time"].get(k, 0.0) for k in stages)
     results["caption_steps"] = steps
     t3 = time.perf_counter()
     for split in ("test", "comp"):
@@ -456,12 +572,14 @@ def run(
             f"colour {scores['colour']:.3f}, shape {scores['shape']:.3f}"
         )
     results["time"]["eval"] = time.perf_counter() - t3
-    results["time"]["total"] = time.perf_counter() - t0
+    results["time"]["total"] = (
+        time.perf_counter() - t0 + (sum(info["time"].values()) if stage1 is not None else 0.0)
+    )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         summary = {k: v for k, v in results.items() if not k.startswith(("log_", "captions_"))}
         (out / "results.json").write_text(json.dumps(summary, indent=1))
-    results["model"] = model
+    results["model"], results["pretrainer"] = model, pre
     return results
 
 

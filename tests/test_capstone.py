@@ -12,12 +12,23 @@ from minivlm.capstone import (
     Pretrainer,
     TwoPathwayEncoder,
     attribute_probe,
+    curate,
+    datasets,
     noisy_colours,
     preset,
+    pretrain_stage,
     results_table,
     run,
 )
-from minivlm.data import CaptionTokenizer, ShapesCaptions, make_scenes, render, to_tensor
+from minivlm.data import (
+    AltTextPairs,
+    CaptionTokenizer,
+    ShapesCaptions,
+    make_scenes,
+    parse,
+    render,
+    to_tensor,
+)
 from minivlm.data.scenes import COLORS, Obj, Scene
 from minivlm.viz import word_attention
 
@@ -82,8 +93,11 @@ def test_pretrainer_losses_reach_every_part(tok):
 
 
 def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
-    cfg = preset("ci", **TINY)
+    cfg = preset("ci", **TINY, curated_steps=4, finetune_lr=1e-3)
     first = run(cfg, out_dir=tmp_path)
+    assert 1 <= first["curated"]["kept"] < cfg.n_alt
+    stages = ("pretrain", "curate", "curated", "caption")
+    assert np.isclose(first["time"]["train"], sum(first["time"][k] for k in stages))
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["test"]["exact"] == first["test"]["exact"]
     for key in ("test", "comp"):
@@ -99,6 +113,51 @@ def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
         assert torch.equal(a, b)
     table = results_table([("tiny", first)])
     assert table.count("\n") == 2 and f"{first['test']['exact']:.3f}" in table
+
+
+def test_a_reused_stage_1_gives_the_run_it_came_from(tok):
+    cfg = preset("ci", **TINY, curated_steps=4)
+    data = datasets(cfg)
+    whole = run(cfg, data=data, verbose=False)
+    stage1 = pretrain_stage(cfg, data, tok, say=lambda _: None)
+    reused = run(cfg, data=data, verbose=False, stage1=stage1)
+    assert reused["captions_test"] == whole["captions_test"]
+    assert reused["time"]["train"] >= reused["time"]["curated"] + reused["time"]["caption"]
+    assert not run(cfg, data=data, verbose=False, pretrain=False)["time"].get("pretrain")
+
+
+class _LengthScorer(Pretrainer):
+    """A stand-in stage 1 whose ITC similarity grows with the length of the text."""
+
+    def embed(self, images, ids, mask):
+        n = len(ids)
+        v = torch.tensor([[1.0, 0.0]]).expand(n, 2)
+        t = torch.stack([mask.sum(1).float(), torch.ones(n)], 1)  # cos = L / sqrt(L^2 + 1)
+        return None, v, t
+
+
+def _parses(text):
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_curate_keeps_the_best_scoring_complete_sentences(tok):
+    alt = AltTextPairs(300, size=32)
+    pre = _LengthScorer(preset("ci", **TINY), tok)
+    sentences = [i for i, t in enumerate(alt.texts) if _parses(t)]
+    assert 0 < len(sentences) < len(alt.texts)  # partials and bags do not parse
+    assert curate(pre, alt, tok, keep=1.0, batch=64).tolist() == sentences
+    kept = curate(pre, alt, tok, keep=0.5, batch=64)
+    assert len(kept) == round(0.5 * len(sentences)) and set(kept) <= set(sentences)
+    length = {i: len(alt.texts[i].split()) for i in sentences}
+    dropped = set(sentences) - set(kept)
+    assert min(length[i] for i in kept) >= max(length[i] for i in dropped)
+    assert pre.training  # curate puts the model back in the mode it found it in
+    with pytest.raises(ValueError, match="keep"):
+        curate(pre, alt, tok, keep=0.0)
 
 
 def test_word_attention_maps(tok):
@@ -122,6 +181,9 @@ def test_cli_runs_a_preset_and_rejects_unknown_fields(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown preset"):
         preset("laptop")
     assert np.isclose(preset("cpu", lr=1e-3).lr, 1e-3)
+    for bad in ({"curated_steps": -1}, {"curate_keep": 0.0}, {"curate_keep": 1.5}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            preset("lowcap", **bad)
 
 
 class _Oracle(torch.nn.Module):
