@@ -87,6 +87,7 @@ def lowcap(seed: int, ns: list[int], common: dict) -> None:
     """Stage 1 once for this seed, fine-tuned on each N; then the caption-only arm for each N."""
     base = preset("lowcap", seed=seed, **common)
     todo = [n for n in ns if done(f"lowcap{n}/pretrained/seed{seed}") is None]
+    # alt-texts only if a pretrained row is missing; each N gets its own captioned scenes below
     data = datasets(replace(base, n_alt=1 if not todo else base.n_alt, n_captioned=1))
     stage1 = pretrain_stage(base, data, CaptionTokenizer.shapes_world()) if todo else None
     for n in ns:

@@ -449,7 +449,7 @@ def attribute_probe(
 
 
 def stage_config(cfg: CapstoneConfig, steps: int, seed_offset: int) -> TrainConfig:
-    """The training-loop settings of one stage (seed_offset 1: stage 1, 2: stage 2)."""
+    """The training-loop settings of one stage (seed_offset 1: stage 1, 3: stage 1b, 2: stage 2)."""
     return TrainConfig(
         steps=steps, lr=cfg.lr, warmup=min(cfg.warmup, max(1, steps // 10)), min_lr=cfg.lr / 20,
         seed=cfg.seed * 100 + seed_offset, log_every=10, amp=cfg.amp, compile=cfg.compile,
