@@ -8,8 +8,8 @@
   stage 1 trained for the same wall time (caption steps scaled by the measured step time).
 * lowcap: the low-caption regime. For each number N of captioned scenes, pretrain-then-caption
   against caption-only training on the same N scenes for the same wall time. Stage 1 (with
-  curation, stage 1b) runs once per seed and is fine-tuned on each N; each N's pretrained run
-  is charged stage 1's full time.
+  curation, stage 1b) runs once per seed; stages 2 and 3 (self-training) run for each N, and
+  each N's pretrained run is charged stage 1's full time.
 
 Every run is merged into bench/results/capstone.json as it finishes (a rerun skips what is
 there; two processes may share the file), and the summary prints mean ± sample standard
@@ -51,7 +51,7 @@ def record(key: str, r: dict, **info) -> dict:
         "test": {k: r["test"][k] for k in TEST_KEYS},
         "comp": {k: r["comp"][k] for k in ("exact", "grounded", "colour", "shape")},
         "time": r["time"], "caption_steps": r["caption_steps"],
-        "retrieval": r.get("retrieval_after"),
+        "retrieval": r.get("retrieval_after"), "self_labelled": r.get("self_labelled"),
     }  # fmt: skip
     db = load()
     db["runs"] = [x for x in db["runs"] if x["key"] != key] + [row]

@@ -14,6 +14,12 @@ they match their image, and the multimodal stack then writes only those, word by
 alt-text (partial, bag-of-words, or another scene's caption) teaches *what* is in a picture but
 not in which order to say it; the curated pairs do both.
 
+Stage 3 (`self_train_steps`) is the captioner half of BLIP's CapFilt: the fine-tuned captioner
+captions the curated alt-text images in the canonical style, `self_label` keeps a synthetic
+caption only where it names the same sizes, colours and shapes as the alt-text beside the
+image, and the captioner trains again on those plus its real captions. The paraphrases taught
+grounding slowly; the synthetic captions teach it in the one word order that is scored.
+
 The image encoder has two pathways (see `TwoPathwayEncoder`): a shape pathway that sees only
 the silhouette of the scene and a colour pathway that sees only the mean colour of each cell.
 Their tokens stay separate all the way to the decoder, so a word can read the shape of an object
@@ -30,6 +36,7 @@ import copy
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -40,7 +47,7 @@ import torch.nn.functional as F
 
 from .captioner import CaptionDecoder, teacher_forcing_loss
 from .data import AltTextPairs, CaptionTokenizer, ShapesCaptions, to_tensor
-from .data.captions import ALT_KINDS, parse
+from .data.captions import ALT_KINDS, caption, parse
 from .data.scenes import BACKGROUND, COLORS, SHAPES, SIZES, scene_facts
 from .fusion import masked_mean
 from .metrics import caption_scores, grounded_accuracy
@@ -73,6 +80,8 @@ class CapstoneConfig:
     pretrain_steps: int = 600
     curated_steps: int = 0  # stage 1b: LM on the alt-texts that pass `curate` (0: skip)
     curate_keep: float = 0.5  # share of the parsed alt-texts that curation keeps
+    self_train_steps: int = 0  # stage 3: captions on self-labelled alt-text images (0: skip)
+    real_share: float = 0.25  # share of stage 3's batches drawn from the real captions
     caption_steps: int = 1000
     lr: float = 3e-3
     finetune_lr: float = 0.0  # stage 2's peak lr after stage 1 (0: lr)
@@ -98,11 +107,17 @@ class CapstoneConfig:
         for name in ("n_alt", "n_captioned", "n_test", "n_comp", "batch", "caption_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("pretrain_steps", "curated_steps"):
+        for name in ("pretrain_steps", "curated_steps", "self_train_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 < self.curate_keep <= 1.0:
             raise ValueError(f"curate_keep must be in (0, 1], got {self.curate_keep}")
+        if self.self_train_steps and not self.curated_steps:
+            raise ValueError(
+                "self_train_steps needs curated_steps > 0: stage 3 labels the curated images"
+            )
+        if not 0.0 < self.real_share < 1.0:
+            raise ValueError(f"real_share must be in (0, 1), got {self.real_share}")
         if self.finetune_lr < 0:
             raise ValueError(f"finetune_lr must be >= 0, got {self.finetune_lr}")
         if not 0.0 < self.mlm_prob < 1.0:
@@ -122,10 +137,10 @@ PRESETS: dict[str, CapstoneConfig] = {
         name="cpu", n_alt=50_000, n_captioned=20_000, pretrain_steps=200, caption_steps=4000,
     ),
     # the low-caption regime (bench/capstone.py --what lowcap): the ci model, 100 captions, and
-    # most of the time in stage 1b, LM on curated alt-text; about 9 minutes on one CPU thread
+    # most of the time in stage 1b, LM on curated alt-text; about 11 minutes on one CPU thread
     "lowcap": CapstoneConfig(
         name="lowcap", n_alt=50_000, n_captioned=100, n_test=300, n_comp=300, pretrain_steps=150,
-        curated_steps=2500, caption_steps=300, finetune_lr=1e-3,
+        curated_steps=2500, caption_steps=300, self_train_steps=500, finetune_lr=1e-3,
     ),
     # a CUDA GPU: larger batches, more steps, bf16
     "gpu": CapstoneConfig(
@@ -381,6 +396,35 @@ def _parses(text: str) -> bool:
     return True
 
 
+@dataclass
+class Pairs:
+    """Images and texts that `Batches` can draw from, e.g. self-labelled alt-text images."""
+
+    images: np.ndarray  # (N, S, S, 3) uint8
+    texts: list[str]
+
+
+def content_words(text: str) -> Counter:
+    """The size, colour and shape words of a text with their counts (order and relations aside)."""
+    return Counter(w for w in text.split() if w in _CONTENT)
+
+
+_CONTENT = frozenset(SIZES) | frozenset(COLORS) | frozenset(SHAPES)
+
+
+def self_label(
+    model: Captioner, alt: ShapesCaptions, tok: CaptionTokenizer, pool: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """Stage 3's data, the captioner half of BLIP's CapFilt: caption the alt-text images in
+    `pool` and keep a synthetic caption where it names the same sizes, colours and shapes, as
+    often, as the alt-text beside its image. The alt-text is noisy and so is the captioner;
+    where the two agree, both are most likely right. Returns (kept indices, their captions)."""
+    synthetic = caption_images(model, alt.images[pool], tok)
+    said = [content_words(alt.texts[i]) for i in pool]
+    kept = np.flatnonzero([content_words(c) == w for c, w in zip(synthetic, said, strict=True)])
+    return pool[kept], [synthetic[k] for k in kept]
+
+
 # ---------------------------------------------------------------- evaluation
 
 
@@ -389,19 +433,28 @@ def evaluate(
     model: Captioner, data: ShapesCaptions, tok: CaptionTokenizer, batch: int = 250, beam: int = 1
 ) -> tuple[dict[str, float], list[str]]:
     """Greedy (or beam) captions of a split; exact match, grounded accuracy and text metrics."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    captions: list[str] = []
-    for i in range(0, len(data), batch):
-        images = to_tensor(data.images[i : i + batch]).to(device)
-        captions += [tok.decode(row.tolist()) for row in model.caption(images, beam=beam)]
-    model.train(was)
+    captions = caption_images(model, data.images, tok, batch, beam)
     scores = grounded_accuracy(captions, [scene_facts(s) for s in data.scenes], data.texts)
     refs = {i: [t] for i, t in enumerate(data.texts)}
     hyps = {i: [c] if c else ["[empty]"] for i, c in enumerate(captions)}
     scores.update(caption_scores(refs, hyps))
     return scores, captions
+
+
+@torch.no_grad()
+def caption_images(
+    model: Captioner, images: np.ndarray, tok: CaptionTokenizer, batch: int = 250, beam: int = 1
+) -> list[str]:
+    """Captions of (N, S, S, 3) uint8 images, `batch` at a time, in eval mode."""
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    captions: list[str] = []
+    for i in range(0, len(images), batch):
+        x = to_tensor(images[i : i + batch]).to(device)  # (b, 3, S, S)
+        captions += [tok.decode(row.tolist()) for row in model.caption(x, beam=beam)]
+    model.train(was)
+    return captions
 
 
 @torch.no_grad()
@@ -449,7 +502,8 @@ def attribute_probe(
 
 
 def stage_config(cfg: CapstoneConfig, steps: int, seed_offset: int) -> TrainConfig:
-    """The training-loop settings of one stage (seed_offset 1: stage 1, 3: stage 1b, 2: stage 2)."""
+    """The training-loop settings of one stage (seed_offset 1: stage 1, 3: stage 1b, 2: stage 2,
+    4: stage 3)."""
     return TrainConfig(
         steps=steps, lr=cfg.lr, warmup=min(cfg.warmup, max(1, steps // 10)), min_lr=cfg.lr / 20,
         seed=cfg.seed * 100 + seed_offset, log_every=10, amp=cfg.amp, compile=cfg.compile,
@@ -466,7 +520,8 @@ def pretrain_stage(
     say=print,
 ) -> tuple[Pretrainer, dict]:
     """Stage 1 on data["alt"]: ITC + ITM + MLM + LM on every pair, then (if cfg.curated_steps)
-    stage 1b, LM alone on the pairs `curate` keeps. Returns the pretrainer and what to report."""
+    stage 1b, LM alone on the pairs `curate` keeps. Returns the pretrainer and what to report
+    (under "keep": the curated indices, which stage 3 labels)."""
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
     pre = Pretrainer(cfg, tok).to(device)
@@ -492,7 +547,7 @@ def pretrain_stage(
         keep = curate(pre, data["alt"], tok, cfg.curate_keep)
         info["time"]["curate"] = time.perf_counter() - t1
         kinds = getattr(data["alt"], "kinds", None)
-        info["curated"] = {"kept": len(keep), "of": len(data["alt"])}
+        info["keep"], info["curated"] = keep, {"kept": len(keep), "of": len(data["alt"])}
         if kinds is not None:  # the generator knows each pair's kind: how good was the filter?
             info["curated"]["kinds"] = {k: sum(kinds[i] == k for i in keep) for k in ALT_KINDS}
         say(f"stage 1b: {cfg.curated_steps} steps of LM on {len(keep)} curated alt-texts")
@@ -538,7 +593,7 @@ def run(
         if verbose:
             print(msg, flush=True)
 
-    for stage in ("pretrain", "curated", "caption"):
+    for stage in ("pretrain", "curated", "caption", "selftrain"):
         if out is not None and (ckpt := latest_checkpoint(out / stage)) is not None:
             say(f"found {ckpt}: {stage} resumes from it (delete {out} to start afresh)")
     if not pretrain:
@@ -546,6 +601,7 @@ def run(
     else:
         pre, info = stage1 or pretrain_stage(cfg, data, tok, out, device, say)
     results: dict = {"config": asdict(cfg), "pretrained": pretrain, **info}
+    keep = results.pop("keep", None)  # stage 1b's curated indices, for stage 3
     results["time"] = {"data": t_data, **info["time"]}
     model = Captioner.from_pretrainer(pre, cfg.colour_noise).to(device)
     steps = caption_steps or cfg.caption_steps
@@ -559,7 +615,9 @@ def run(
         out_dir=out / "caption" if out else None, device=device,
     )  # fmt: skip
     results["time"]["caption"] = time.perf_counter() - t2
-    stages = ("pretrain", "curate", "curated", "caption")
+    if pretrain and cfg.self_train_steps and keep is not None:
+        self_train(model, cfg, data, tok, keep, train_cfg, results, out, device, say)
+    stages = ("pretrain", "curate", "curated", "caption", "label", "selftrain")
     results["time"]["train"] = sum(results["time"].get(k, 0.0) for k in stages)
     results["caption_steps"] = steps
     t3 = time.perf_counter()
@@ -581,6 +639,48 @@ def run(
         (out / "results.json").write_text(json.dumps(summary, indent=1))
     results["model"], results["pretrainer"] = model, pre
     return results
+
+
+def self_train(
+    model: Captioner,
+    cfg: CapstoneConfig,
+    data: dict,
+    tok: CaptionTokenizer,
+    keep: np.ndarray,
+    train_cfg: TrainConfig,
+    results: dict,
+    out: Path | None,
+    device: torch.device,
+    say=print,
+) -> None:
+    """Stage 3: `self_label` the curated alt-text images, then train on those and the real
+    captions (a `cfg.real_share` of every batch), with stage 2's learning rate."""
+    t1 = time.perf_counter()
+    idx, synthetic = self_label(model, data["alt"], tok, keep)
+    results["time"]["label"] = time.perf_counter() - t1
+    real = data["captioned"]
+    labelled = results["self_labelled"] = {"kept": len(idx), "of": len(keep)}
+    if idx.size and hasattr(data["alt"], "scenes"):  # the generator knows the truth
+        right = [s == caption(data["alt"].scenes[i]) for s, i in zip(synthetic, idx, strict=True)]
+        labelled["right"] = float(np.mean(right))  # share of them that are the true caption
+    # repeat the real captions so that they are about real_share of what batches draw from
+    reps = max(1, round(cfg.real_share * len(idx) / ((1 - cfg.real_share) * len(real))))
+    mix = Pairs(
+        np.concatenate([data["alt"].images[idx]] + [real.images] * reps),
+        synthetic + list(real.texts) * reps,
+    )
+    say(
+        f"stage 3: {cfg.self_train_steps} steps on {len(idx)} of {len(keep)} self-labelled "
+        f"images and {len(real)} captioned scenes ({results['time']['label']:.0f} s labelling)"
+    )
+    t2 = time.perf_counter()
+    results["log_selftrain"] = train(
+        model, Batches(mix, tok, cfg.batch, cfg.seed + 4),
+        replace(train_cfg, steps=cfg.self_train_steps, seed=cfg.seed * 100 + 4,
+                warmup=min(cfg.warmup, max(1, cfg.self_train_steps // 10))),
+        out_dir=out / "selftrain" if out else None, device=device,
+    )  # fmt: skip
+    results["time"]["selftrain"] = time.perf_counter() - t2
 
 
 def results_table(rows: list[tuple[str, dict]]) -> str:

@@ -9,9 +9,11 @@ import torch
 from minivlm.__main__ import main
 from minivlm.capstone import (
     Captioner,
+    Pairs,
     Pretrainer,
     TwoPathwayEncoder,
     attribute_probe,
+    content_words,
     curate,
     datasets,
     noisy_colours,
@@ -19,6 +21,7 @@ from minivlm.capstone import (
     pretrain_stage,
     results_table,
     run,
+    self_label,
 )
 from minivlm.data import (
     AltTextPairs,
@@ -93,10 +96,13 @@ def test_pretrainer_losses_reach_every_part(tok):
 
 
 def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
-    cfg = preset("ci", **TINY, curated_steps=4, finetune_lr=1e-3)
+    cfg = preset("ci", **TINY, curated_steps=4, self_train_steps=4, finetune_lr=1e-3)
     first = run(cfg, out_dir=tmp_path)
     assert 1 <= first["curated"]["kept"] < cfg.n_alt
-    stages = ("pretrain", "curate", "curated", "caption")
+    assert 0 <= first["self_labelled"]["kept"] <= first["curated"]["kept"]
+    assert "keep" not in first  # stage 1b's indices feed stage 3 but are not reported
+    assert (tmp_path / "selftrain").is_dir()
+    stages = ("pretrain", "curate", "curated", "caption", "label", "selftrain")
     assert np.isclose(first["time"]["train"], sum(first["time"][k] for k in stages))
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["test"]["exact"] == first["test"]["exact"]
@@ -104,7 +110,7 @@ def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
         assert 0.0 <= first[key]["grounded"] <= 1.0 and "BLEU-4" in first[key]
     assert len(first["captions_test"]) == cfg.n_test
     assert first["retrieval_after"]["t2i R@1"] >= 0.0
-    # a second run finds the final checkpoints of both stages and only evaluates
+    # a second run finds the final checkpoints of every stage and only evaluates
     again = run(cfg, out_dir=tmp_path)
     assert again["captions_test"] == first["captions_test"]
     for a, b in zip(
@@ -160,6 +166,53 @@ def test_curate_keeps_the_best_scoring_complete_sentences(tok):
         curate(pre, alt, tok, keep=0.0)
 
 
+def test_content_words_ignore_order_relations_and_prefixes():
+    said = content_words("a small red circle left of a small blue square")
+    assert said == {"small": 2, "red": 1, "circle": 1, "blue": 1, "square": 1}
+    paraphrase = "there are two shapes : a small blue square to the right of a small red circle"
+    assert content_words(paraphrase) == said
+    assert content_words("circle red small") == content_words("a small red circle")
+    assert content_words("a red circle") != content_words("a small red circle")
+
+
+class _Scripted(torch.nn.Module):
+    """A stand-in captioner that writes the given captions, in order, one per image."""
+
+    def __init__(self, tok, captions):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.tok, self.captions = tok, list(captions)
+
+    def caption(self, images, beam=1):
+        ids, _ = self.tok.batch_encode([self.captions.pop(0) for _ in range(len(images))])
+        return ids[:, 1:]  # (B, T-1): what generate returns, after [BOS]
+
+
+def test_self_label_keeps_captions_that_name_what_the_alt_text_names(tok):
+    alt = Pairs(
+        np.zeros((6, 32, 32, 3), np.uint8),
+        [
+            "a small red circle",  # agrees
+            "a large blue square right of a small red circle",  # agrees, other order
+            "a small red circle",  # the captioner says large: dropped
+            "circle red small",  # a bag of the same words: agrees
+            "a red circle",  # partial: the size is missing, dropped
+            "a small green triangle",  # not in the pool
+        ],
+    )
+    synthetic = [
+        "a small red circle",
+        "a small red circle left of a large blue square",
+        "a large red circle",
+        "a small red circle",
+        "a small red circle",
+    ]
+    model = _Scripted(tok, synthetic)
+    idx, kept = self_label(model, alt, tok, np.arange(5))
+    assert idx.tolist() == [0, 1, 3] and kept == [synthetic[i] for i in (0, 1, 3)]
+    assert model.training and not model.captions  # every pool image captioned once
+
+
 def test_word_attention_maps(tok):
     torch.manual_seed(0)
     cfg = preset("ci", **TINY)
@@ -181,9 +234,18 @@ def test_cli_runs_a_preset_and_rejects_unknown_fields(tmp_path, capsys):
     with pytest.raises(ValueError, match="unknown preset"):
         preset("laptop")
     assert np.isclose(preset("cpu", lr=1e-3).lr, 1e-3)
-    for bad in ({"curated_steps": -1}, {"curate_keep": 0.0}, {"curate_keep": 1.5}):
+    for bad in (
+        {"curated_steps": -1},
+        {"curate_keep": 0.0},
+        {"curate_keep": 1.5},
+        {"self_train_steps": -1},
+        {"real_share": 0.0},
+        {"real_share": 1.0},
+    ):
         with pytest.raises(ValueError, match=next(iter(bad))):
             preset("lowcap", **bad)
+    with pytest.raises(ValueError, match="self_train_steps needs curated_steps"):
+        preset("lowcap", curated_steps=0)
 
 
 class _Oracle(torch.nn.Module):
