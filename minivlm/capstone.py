@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 from .captioner import CaptionDecoder, teacher_forcing_loss
 from .data import AltTextPairs, CaptionTokenizer, ShapesCaptions, to_tensor
-from .data.captions import ALT_KINDS, caption, parse
+from .data.captions import ALT_KINDS, caption, try_parse
 from .data.scenes import BACKGROUND, COLORS, SHAPES, SIZES, scene_facts
 from .fusion import masked_mean
 from .metrics import caption_scores, grounded_accuracy
@@ -370,7 +370,7 @@ def curate(
     """
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
-    parses = np.flatnonzero([_parses(t) for t in alt.texts])
+    parses = np.flatnonzero([try_parse(t) is not None for t in alt.texts])
     if len(parses) == 0:
         raise ValueError("no alt-text is a complete sentence of the grammar; nothing to keep")
     was = pre.training
@@ -386,14 +386,6 @@ def curate(
     score = torch.cat(scores).cpu().numpy()
     n = max(1, round(keep * len(parses)))
     return np.sort(parses[np.argsort(-score, kind="stable")[:n]])
-
-
-def _parses(text: str) -> bool:
-    try:
-        parse(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass

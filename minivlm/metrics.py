@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .data.captions import parse
+from .data.captions import try_parse
 from .data.scenes import SceneFacts
 
 _TINY, _SMALL = 1e-15, 1e-9  # pycocoevalcap's guards against 0/0 in BLEU
@@ -169,9 +169,8 @@ def missed_facts(text: str, truth: SceneFacts) -> list[str]:
     one); ["unparsed"] when the parser rejects it; attributes are listed only when the number of
     objects is right, as in `grounded_accuracy`.
     """
-    try:
-        said = parse(text)
-    except ValueError:
+    said = try_parse(text)
+    if said is None:
         return ["unparsed"]
     hits = fact_hits(said, truth)
     missed = [k for k in ("count", "relation") if not hits[k]]
@@ -198,9 +197,8 @@ def grounded_accuracy(
     for i, (text, truth) in enumerate(zip(captions, facts, strict=True)):
         if canonical is not None:
             hits["exact"] += text == canonical[i]
-        try:
-            said = parse(text)
-        except ValueError:
+        said = try_parse(text)
+        if said is None:
             hits["unparsed"] += 1
             continue
         hits["grounded"] += said == truth

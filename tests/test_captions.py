@@ -13,6 +13,7 @@ from minivlm.data.captions import (
     noun_phrase,
     paraphrase,
     parse,
+    try_parse,
     vocabulary,
 )
 from minivlm.data.scenes import (
@@ -106,6 +107,14 @@ def test_parse_rejects_text_outside_the_grammar(text, words):
 def test_parse_wants_a_string():
     with pytest.raises(TypeError, match="caption str"):
         parse(["a", "small"])
+
+
+def test_try_parse_gives_none_outside_the_grammar_and_the_facts_inside():
+    text = "there are two shapes : a large blue square right of a small red circle"
+    assert try_parse(text) == parse(text)
+    assert try_parse("a red circle") is None and try_parse("circle red small") is None
+    with pytest.raises(TypeError, match="caption str"):  # a wrong type is still an error
+        try_parse(None)
 
 
 @given(seeds)

@@ -1,6 +1,6 @@
 """The shapes world and real captioned data (chapter 1: notebooks/01_shapes_world.ipynb)."""
 
-from .captions import alt_text, caption, paraphrase, parse, vocabulary
+from .captions import alt_text, caption, paraphrase, parse, try_parse, vocabulary
 from .coco import CocoCaptions, CocoRecord, load_coco_captions, normalize_caption
 from .datasets import AltTextPairs, CaptionCollate, ShapesCaptions
 from .images import load_photo, to_tensor, unnormalize
@@ -40,6 +40,7 @@ __all__ = [
     "caption",
     "paraphrase",
     "parse",
+    "try_parse",
     "alt_text",
     "vocabulary",
     "make_scenes",

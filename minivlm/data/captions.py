@@ -134,6 +134,15 @@ def parse(text: str) -> SceneFacts:
     return SceneFacts(tuple(objects), relation)
 
 
+def try_parse(text: str) -> SceneFacts | None:
+    """`parse`, or None where the text is not a sentence of the grammar (partial texts, bags of
+    words, free text): for filters and metrics that count such texts rather than stop on them."""
+    try:
+        return parse(text)
+    except ValueError:
+        return None
+
+
 def alt_text(scene: Scene, rng: np.random.Generator, kind: str | None = None) -> tuple[str, str]:
     """Noisy web-style text for a scene: (text, kind) with kind in ALT_KINDS.
 
