@@ -668,8 +668,8 @@ def self_train(
     t2 = time.perf_counter()
     results["log_selftrain"] = train(
         model, Batches(mix, tok, cfg.batch, cfg.seed + 4),
-        replace(train_cfg, steps=cfg.self_train_steps, seed=cfg.seed * 100 + 4,
-                warmup=min(cfg.warmup, max(1, cfg.self_train_steps // 10))),
+        replace(stage_config(cfg, cfg.self_train_steps, 4), lr=train_cfg.lr,
+                min_lr=train_cfg.min_lr),
         out_dir=out / "selftrain" if out else None, device=device,
     )  # fmt: skip
     results["time"]["selftrain"] = time.perf_counter() - t2
