@@ -608,7 +608,9 @@ def run(
     )  # fmt: skip
     results["time"]["caption"] = time.perf_counter() - t2
     if pretrain and cfg.self_train_steps and keep is not None:
-        self_train(model, cfg, data, tok, keep, train_cfg, results, out, device, say)
+        part = self_train(model, cfg, data, tok, keep, train_cfg, out, device, say)
+        results["time"].update(part.pop("time"))
+        results.update(part)
     stages = ("pretrain", "curate", "curated", "caption", "label", "selftrain")
     results["time"]["train"] = sum(results["time"].get(k, 0.0) for k in stages)
     results["caption_steps"] = steps
@@ -639,19 +641,19 @@ def self_train(
     data: dict,
     tok: CaptionTokenizer,
     keep: np.ndarray,
-    train_cfg: TrainConfig,
-    results: dict,
-    out: Path | None,
-    device: torch.device,
+    stage2: TrainConfig,
+    out: Path | None = None,
+    device: torch.device | str = "cpu",
     say=print,
-) -> None:
-    """Stage 3: `self_label` the curated alt-text images, then train on those and the real
-    captions (a `cfg.real_share` of every batch), with stage 2's learning rate."""
+) -> dict:
+    """Stage 3: `self_label` the curated alt-text images `keep`, then train `model` on those and
+    the real captions (a `cfg.real_share` of every batch), with stage 2's learning rate.
+    Returns what to report: {"time": {"label", "selftrain"}, "self_labelled", "log_selftrain"}."""
     t1 = time.perf_counter()
     idx, synthetic = self_label(model, data["alt"], tok, keep)
-    results["time"]["label"] = time.perf_counter() - t1
+    timing = {"label": time.perf_counter() - t1}
     real = data["captioned"]
-    labelled = results["self_labelled"] = {"kept": len(idx), "of": len(keep)}
+    labelled = {"kept": len(idx), "of": len(keep)}
     if idx.size and hasattr(data["alt"], "scenes"):  # the generator knows the truth
         right = [s == caption(data["alt"].scenes[i]) for s, i in zip(synthetic, idx, strict=True)]
         labelled["right"] = float(np.mean(right))  # share of them that are the true caption
@@ -663,16 +665,16 @@ def self_train(
     )
     say(
         f"stage 3: {cfg.self_train_steps} steps on {len(idx)} of {len(keep)} self-labelled "
-        f"images and {len(real)} captioned scenes ({results['time']['label']:.0f} s labelling)"
+        f"images and {len(real)} captioned scenes ({timing['label']:.0f} s labelling)"
     )
     t2 = time.perf_counter()
-    results["log_selftrain"] = train(
+    log = train(
         model, Batches(mix, tok, cfg.batch, cfg.seed + 4),
-        replace(stage_config(cfg, cfg.self_train_steps, 4), lr=train_cfg.lr,
-                min_lr=train_cfg.min_lr),
+        replace(stage_config(cfg, cfg.self_train_steps, 4), lr=stage2.lr, min_lr=stage2.min_lr),
         out_dir=out / "selftrain" if out else None, device=device,
     )  # fmt: skip
-    results["time"]["selftrain"] = time.perf_counter() - t2
+    timing["selftrain"] = time.perf_counter() - t2
+    return {"time": timing, "self_labelled": labelled, "log_selftrain": log}
 
 
 def results_table(rows: list[tuple[str, dict]]) -> str:
