@@ -1,6 +1,7 @@
 """Measure the capstone's targets on this machine (chapter 8).
 
     python bench/capstone.py --what cpu ablation lowcap --seeds 0 1 2 [--threads 1]
+    python bench/capstone.py --what order --lowcap 100 --seeds 0 --threads 1
 
 * cpu: the preset `make capstone` runs: exact match and grounded accuracy on held-out test
   scenes and on the compositional split, and the wall time.
@@ -10,6 +11,11 @@
   against caption-only training on the same N scenes for the same wall time. Stage 1 (with
   curation, stage 1b) runs once per seed; stages 2 and 3 (self-training) run for each N, and
   each N's pretrained run is charged stage 1's full time.
+* order: where the low-caption gap lies (--lowcap N, first value). Stage 1b on the curated
+  alt-texts as they are, against the same images with oracle texts written from the
+  generator's truth: paraphrases that always name the objects in canonical order (left to
+  right, top to bottom), and the canonical captions. Then stage 2 on N captions, no stage 3.
+  A diagnostic, never a recipe: the oracle texts are not data a learner would have.
 
 Every run is merged into bench/results/capstone.json as it finishes (a rerun skips what is
 there; two processes may share the file), and the summary prints mean ± sample standard
@@ -20,31 +26,46 @@ side on two cores; each row records it.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
 import statistics
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minivlm.capstone import datasets, preset, pretrain_stage, run  # noqa: E402
+from minivlm.capstone import (  # noqa: E402
+    Captioner,
+    Pairs,
+    curate,
+    curated_stage,
+    datasets,
+    evaluate,
+    preset,
+    pretrain_stage,
+    run,
+)  # fmt: skip
 from minivlm.data import CaptionTokenizer, ShapesCaptions  # noqa: E402
+from minivlm.data.captions import RELATION_PHRASES, caption, paraphrase  # noqa: E402
 
 TEST_KEYS = ("exact", "grounded", "colour", "shape", "size", "relation", "count")
 RESULTS = ROOT / "bench" / "results" / "capstone.json"
+ORDER_RESULTS = RESULTS.with_name("lowcap_order.json")  # the order diagnostic, kept apart
 
 
-def load() -> dict:
-    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": []}
+def load(path: Path = RESULTS) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {"runs": []}
 
 
-def record(key: str, r: dict, **info) -> dict:
+def record(key: str, r: dict, path: Path = RESULTS, **info) -> dict:
     """Merge one run into the results file (re-read first: another process may have written)."""
     row = {
         "key": key, **info, "threads": torch.get_num_threads(),
@@ -53,18 +74,18 @@ def record(key: str, r: dict, **info) -> dict:
         "time": r["time"], "caption_steps": r["caption_steps"],
         "retrieval": r.get("retrieval_after"), "self_labelled": r.get("self_labelled"),
     }  # fmt: skip
-    db = load()
+    db = load(path)
     db["runs"] = [x for x in db["runs"] if x["key"] != key] + [row]
     db["machine"] = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(f".tmp{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(db, indent=1))
-    tmp.replace(RESULTS)
+    tmp.replace(path)
     return row
 
 
-def done(key: str) -> dict | None:
-    return next((x for x in load()["runs"] if x["key"] == key), None)
+def done(key: str, path: Path = RESULTS) -> dict | None:
+    return next((x for x in load(path)["runs"] if x["key"] == key), None)
 
 
 def single(tag: str, cfg, seed: int) -> dict:
@@ -100,9 +121,52 @@ def lowcap(seed: int, ns: list[int], common: dict) -> None:
         pair(f"lowcap{n}", cfg, seed, data=d, n_captioned=n)
 
 
-def summary() -> None:
+ORDER_TEXTS = ("alt", "forward", "canonical")
+BACKWARD = [p for p, (_, back) in RELATION_PHRASES.items() if back]  # "right of", "below", ...
+
+
+def forward_paraphrase(scene, rng: np.random.Generator) -> str:
+    """A paraphrase that names the objects in canonical order: redrawn while it names them
+    backwards."""
+    while True:
+        text = paraphrase(scene, rng)
+        if not any(f" {p} " in f" {text} " for p in BACKWARD):
+            return text
+
+
+def order(seed: int, n: int, common: dict) -> None:
+    """Stage 1 and curation once; stage 1b on each kind of text for the same curated images."""
+    base = preset("lowcap", seed=seed, n_captioned=n, self_train_steps=0, **common)
+    keys = {t: f"order-{t}{n}/pretrained/seed{seed}" for t in ORDER_TEXTS}
+    todo = [t for t in ORDER_TEXTS if done(keys[t], ORDER_RESULTS) is None]
+    if not todo:
+        return
+    tok = CaptionTokenizer.shapes_world()
+    data = datasets(base)
+    alt = data["alt"]
+    pre, info = pretrain_stage(replace(base, curated_steps=0), data, tok)
+    keep = curate(pre, alt, tok, base.curate_keep)
+    rng = np.random.default_rng(seed)
+    for kind in todo:
+        texts = list(alt.texts)
+        for i in keep:
+            if kind == "forward":
+                texts[i] = forward_paraphrase(alt.scenes[i], rng)
+            elif kind == "canonical":
+                texts[i] = caption(alt.scenes[i])
+        writer = copy.deepcopy(pre)
+        t1 = time.perf_counter()
+        curated_stage(base, writer, Pairs(alt.images, texts), tok, keep)
+        timing = {**info["time"], "curated": time.perf_counter() - t1}
+        zero, _ = evaluate(Captioner.from_pretrainer(writer, 0.0), data["test"], tok)
+        r = run(base, data=data, stage1=(writer, {**info, "time": timing}))
+        record(keys[kind], r, ORDER_RESULTS, arm="pretrained", seed=seed, n_captioned=n, texts=kind,
+               zero_shot_grounded=zero["grounded"])  # fmt: skip
+
+
+def summary(path: Path = RESULTS) -> None:
     groups: dict[str, list[dict]] = {}
-    for row in load()["runs"]:
+    for row in load(path)["runs"]:
         groups.setdefault(row["key"].rsplit("/seed", 1)[0], []).append(row)
 
     def ms(values: list[float]) -> str:
@@ -139,7 +203,11 @@ def main() -> None:
             pair(name, preset(name, seed=seed, **common), seed)
         if "lowcap" in args.what:
             lowcap(seed, args.lowcap, common)
+        if "order" in args.what:
+            order(seed, args.lowcap[0], common)
     summary()
+    if "order" in args.what:
+        summary(ORDER_RESULTS)
 
 
 if __name__ == "__main__":

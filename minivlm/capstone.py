@@ -543,16 +543,30 @@ def pretrain_stage(
         if kinds is not None:  # the generator knows each pair's kind: how good was the filter?
             info["curated"]["kinds"] = {k: sum(kinds[i] == k for i in keep) for k in ALT_KINDS}
         say(f"stage 1b: {cfg.curated_steps} steps of LM on {len(keep)} curated alt-texts")
-        writer = Captioner(pre.image, pre.fuse, pre.colour_ids, cfg.colour_noise)  # shares weights
         t1 = time.perf_counter()
-        info["log_curated"] = train(
-            writer, Batches(data["alt"], tok, cfg.batch, cfg.seed + 3, keep=keep),
-            stage_config(cfg, cfg.curated_steps, 3),
-            out_dir=out / "curated" if out else None, device=device,
-        )  # fmt: skip
+        info["log_curated"] = curated_stage(cfg, pre, data["alt"], tok, keep, out, device)
         info["time"]["curated"] = time.perf_counter() - t1
         say(f"  {info['time']['curated']:.0f} s, curation {info['time']['curate']:.0f} s")
     return pre, info
+
+
+def curated_stage(
+    cfg: CapstoneConfig,
+    pre: Pretrainer,
+    pairs: ShapesCaptions | Pairs,
+    tok: CaptionTokenizer,
+    keep: np.ndarray,
+    out: Path | None = None,
+    device: torch.device | str = "cpu",
+) -> list[dict]:
+    """Stage 1b, in place on `pre`: `cfg.curated_steps` steps of LM alone on the pairs `keep`
+    (from `curate`). Returns the training log."""
+    writer = Captioner(pre.image, pre.fuse, pre.colour_ids, cfg.colour_noise)  # shares weights
+    return train(
+        writer, Batches(pairs, tok, cfg.batch, cfg.seed + 3, keep=keep),
+        stage_config(cfg, cfg.curated_steps, 3),
+        out_dir=out / "curated" if out else None, device=device,
+    )  # fmt: skip
 
 
 def run(

@@ -278,3 +278,29 @@ def test_attribute_probe_scores_each_kind_by_object_count(tok):
     probe = attribute_probe(model, data, tok)
     assert probe["1"] == probe["3"] == {"size": 1.0, "colour": 1.0, "shape": 1.0}
     assert probe["2"] == {"size": 1.0, "colour": 1.0, "shape": 0.0}
+
+
+def test_order_diagnostic_paraphrases_keep_the_canonical_order():
+    """bench/capstone.py --what order: its 'forward' oracle texts say the scene's facts, name the
+    objects in the canonical caption's order, and still vary the wording."""
+    import importlib.util
+    from pathlib import Path
+
+    from minivlm.data import caption, scene_facts
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "capstone.py"
+    spec = importlib.util.spec_from_file_location("bench_capstone", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    scenes = make_scenes("train", 200, seed=5)
+    texts = [bench.forward_paraphrase(s, rng) for s in scenes]
+
+    def named(text: str) -> list[str]:  # the size, colour and shape words, in order
+        return [w for w in text.split() if content_words(w)]
+
+    for s, t in zip(scenes, texts, strict=True):
+        assert parse(t) == scene_facts(s)
+        assert named(t) == named(caption(s))
+    assert sum(t != caption(s) for s, t in zip(scenes, texts, strict=True)) > 100
+    assert not any(f" {p} " in f" {t} " for t in texts for p in bench.BACKWARD)
