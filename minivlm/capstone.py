@@ -14,11 +14,12 @@ they match their image, and the multimodal stack then writes only those, word by
 alt-text (partial, bag-of-words, or another scene's caption) teaches *what* is in a picture but
 not in which order to say it; the curated pairs do both.
 
-Stage 3 (`self_train_steps`) is the captioner half of BLIP's CapFilt: the fine-tuned captioner
-captions the curated alt-text images in the canonical style, `self_label` keeps a synthetic
-caption only where it names the same sizes, colours and shapes as the alt-text beside the
-image, and the captioner trains again on those plus its real captions. The paraphrases taught
-grounding slowly; the synthetic captions teach it in the one word order that is scored.
+Stage 3 (`self_train_steps`, `self_train_rounds`) is the captioner half of BLIP's CapFilt: the
+fine-tuned captioner captions the alt-text images in the canonical style, `self_label`
+keeps a synthetic caption only where it names the same sizes, colours and shapes, in the same
+order, as the alt-text beside the image, and the captioner trains again on those plus its real
+captions. Each round labels again with the better captioner. The paraphrases taught grounding
+slowly; the synthetic captions teach it in the one word order that is scored.
 
 The image encoder has two pathways (see `TwoPathwayEncoder`): a shape pathway that sees only
 the silhouette of the scene and a colour pathway that sees only the mean colour of each cell.
@@ -36,7 +37,6 @@ import copy
 import json
 import math
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -81,6 +81,7 @@ class CapstoneConfig:
     curated_steps: int = 0  # stage 1b: LM on the alt-texts that pass `curate` (0: skip)
     curate_keep: float = 0.5  # share of the parsed alt-texts that curation keeps
     self_train_steps: int = 0  # stage 3: captions on self-labelled alt-text images (0: skip)
+    self_train_rounds: int = 1  # stage 3 labels, then trains self_train_steps, this many times
     real_share: float = 0.25  # share of stage 3's batches drawn from the real captions
     caption_steps: int = 1000
     lr: float = 3e-3
@@ -104,7 +105,10 @@ class CapstoneConfig:
             raise ValueError(
                 f"image_size / grid must be a power of two, got {self.image_size} / {self.grid}"
             )
-        for name in ("n_alt", "n_captioned", "n_test", "n_comp", "batch", "caption_steps"):
+        for name in (
+            "n_alt", "n_captioned", "n_test", "n_comp", "batch", "caption_steps",
+            "self_train_rounds",
+        ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("pretrain_steps", "curated_steps", "self_train_steps"):
@@ -113,9 +117,7 @@ class CapstoneConfig:
         if not 0.0 < self.curate_keep <= 1.0:
             raise ValueError(f"curate_keep must be in (0, 1], got {self.curate_keep}")
         if self.self_train_steps and not self.curated_steps:
-            raise ValueError(
-                "self_train_steps needs curated_steps > 0: stage 3 labels the curated images"
-            )
+            raise ValueError("self_train_steps needs curated_steps > 0: stage 3 follows stage 1b")
         if not 0.0 < self.real_share < 1.0:
             raise ValueError(f"real_share must be in (0, 1), got {self.real_share}")
         if self.finetune_lr < 0:
@@ -136,11 +138,13 @@ PRESETS: dict[str, CapstoneConfig] = {
     "cpu": CapstoneConfig(
         name="cpu", n_alt=50_000, n_captioned=20_000, pretrain_steps=200, caption_steps=4000,
     ),
-    # the low-caption regime (bench/capstone.py --what lowcap): the ci model, 100 captions, and
-    # most of the time in stage 1b, LM on curated alt-text; about 11 minutes on one CPU thread
+    # the low-caption regime (bench/capstone.py --what lowcap): the ci model, 100 captions,
+    # stage 1b (LM on curated alt-text), then 6 rounds of stage 3 (self-training); about 25
+    # minutes on one CPU thread
     "lowcap": CapstoneConfig(
         name="lowcap", n_alt=50_000, n_captioned=100, n_test=300, n_comp=300, pretrain_steps=150,
-        curated_steps=2500, caption_steps=300, self_train_steps=500, finetune_lr=1e-3,
+        curated_steps=2500, caption_steps=300, self_train_steps=500, self_train_rounds=6,
+        finetune_lr=1e-3,
     ),
     # a CUDA GPU: larger batches, more steps, bf16
     "gpu": CapstoneConfig(
@@ -370,7 +374,7 @@ def curate(
     """
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
-    parses = np.flatnonzero([try_parse(t) is not None for t in alt.texts])
+    parses = complete_sentences(alt.texts)
     if len(parses) == 0:
         raise ValueError("no alt-text is a complete sentence of the grammar; nothing to keep")
     was = pre.training
@@ -388,6 +392,11 @@ def curate(
     return np.sort(parses[np.argsort(-score, kind="stable")[:n]])
 
 
+def complete_sentences(texts: list[str]) -> np.ndarray:
+    """Indices of the texts that are complete sentences of the grammar (`try_parse` reads them)."""
+    return np.flatnonzero([try_parse(t) is not None for t in texts])
+
+
 @dataclass
 class Pairs:
     """Images and texts that `Batches` can draw from, e.g. self-labelled alt-text images."""
@@ -396,9 +405,10 @@ class Pairs:
     texts: list[str]
 
 
-def content_words(text: str) -> Counter:
-    """The size, colour and shape words of a text with their counts (order and relations aside)."""
-    return Counter(w for w in text.split() if w in _CONTENT)
+def content_words(text: str) -> list[str]:
+    """The size, colour and shape words of a text, in the order it says them (relations and
+    prefixes aside)."""
+    return [w for w in text.split() if w in _CONTENT]
 
 
 _CONTENT = frozenset(SIZES) | frozenset(COLORS) | frozenset(SHAPES)
@@ -408,9 +418,11 @@ def self_label(
     model: Captioner, alt: ShapesCaptions, tok: CaptionTokenizer, pool: np.ndarray
 ) -> tuple[np.ndarray, list[str]]:
     """Stage 3's data, the captioner half of BLIP's CapFilt: caption the alt-text images in
-    `pool` and keep a synthetic caption where it names the same sizes, colours and shapes, as
-    often, as the alt-text beside its image. The alt-text is noisy and so is the captioner;
-    where the two agree, both are most likely right. Returns (kept indices, their captions)."""
+    `pool` and keep a synthetic caption where it names the same sizes, colours and shapes, in
+    the same order, as the alt-text beside its image. The alt-text is noisy and so is the
+    captioner; where the two agree, both are most likely right. The order matters: a caption
+    that names the right objects in the wrong order, or gives one object's colour to the other,
+    still has the alt-text's words as a bag. Returns (kept indices, their captions)."""
     synthetic = caption_images(model, alt.images[pool], tok)
     said = [content_words(alt.texts[i]) for i in pool]
     kept = np.flatnonzero([content_words(c) == w for c, w in zip(synthetic, said, strict=True)])
@@ -495,7 +507,7 @@ def attribute_probe(
 
 def stage_config(cfg: CapstoneConfig, steps: int, seed_offset: int) -> TrainConfig:
     """The training-loop settings of one stage (seed_offset 1: stage 1, 3: stage 1b, 2: stage 2,
-    4: stage 3)."""
+    4, 14, 24, ...: the rounds of stage 3)."""
     return TrainConfig(
         steps=steps, lr=cfg.lr, warmup=min(cfg.warmup, max(1, steps // 10)), min_lr=cfg.lr / 20,
         seed=cfg.seed * 100 + seed_offset, log_every=10, amp=cfg.amp, compile=cfg.compile,
@@ -513,7 +525,7 @@ def pretrain_stage(
 ) -> tuple[Pretrainer, dict]:
     """Stage 1 on data["alt"]: ITC + ITM + MLM + LM on every pair, then (if cfg.curated_steps)
     stage 1b, LM alone on the pairs `curate` keeps. Returns the pretrainer and what to report
-    (under "keep": the curated indices, which stage 3 labels)."""
+    (under "keep": the curated indices)."""
     device = torch.device(device)
     torch.manual_seed(cfg.seed)
     pre = Pretrainer(cfg, tok).to(device)
@@ -599,7 +611,9 @@ def run(
         if verbose:
             print(msg, flush=True)
 
-    for stage in ("pretrain", "curated", "caption", "selftrain"):
+    stages = ["pretrain", "curated", "caption"]
+    stages += [f"selftrain/round{r}" for r in range(cfg.self_train_rounds)]
+    for stage in stages:
         if out is not None and (ckpt := latest_checkpoint(out / stage)) is not None:
             say(f"found {ckpt}: {stage} resumes from it (delete {out} to start afresh)")
     if not pretrain:
@@ -607,7 +621,7 @@ def run(
     else:
         pre, info = stage1 or pretrain_stage(cfg, data, tok, out, device, say)
     results: dict = {"config": asdict(cfg), "pretrained": pretrain, **info}
-    keep = results.pop("keep", None)  # stage 1b's curated indices, for stage 3
+    keep = results.pop("keep", None)  # stage 1b's curated indices (None: no stage 1b)
     results["time"] = {"data": t_data, **info["time"]}
     model = Captioner.from_pretrainer(pre, cfg.colour_noise).to(device)
     steps = caption_steps or cfg.caption_steps
@@ -622,7 +636,8 @@ def run(
     )  # fmt: skip
     results["time"]["caption"] = time.perf_counter() - t2
     if pretrain and cfg.self_train_steps and keep is not None:
-        part = self_train(model, cfg, data, tok, keep, train_cfg, out, device, say)
+        pool = complete_sentences(data["alt"].texts)
+        part = self_train(model, cfg, data, tok, pool, train_cfg, out, device, say)
         results["time"].update(part.pop("time"))
         results.update(part)
     stages = ("pretrain", "curate", "curated", "caption", "label", "selftrain")
@@ -654,40 +669,49 @@ def self_train(
     cfg: CapstoneConfig,
     data: dict,
     tok: CaptionTokenizer,
-    keep: np.ndarray,
+    pool: np.ndarray,
     stage2: TrainConfig,
     out: Path | None = None,
     device: torch.device | str = "cpu",
     say=print,
 ) -> dict:
-    """Stage 3: `self_label` the curated alt-text images `keep`, then train `model` on those and
-    the real captions (a `cfg.real_share` of every batch), with stage 2's learning rate.
-    Returns what to report: {"time": {"label", "selftrain"}, "self_labelled", "log_selftrain"}."""
-    t1 = time.perf_counter()
-    idx, synthetic = self_label(model, data["alt"], tok, keep)
-    timing = {"label": time.perf_counter() - t1}
+    """Stage 3, `cfg.self_train_rounds` times: `self_label` the alt-text images `pool` (those
+    whose text is a complete sentence: the ordered agreement rejects other scenes' captions by
+    itself, so the ITC filter of stage 1b is not needed) with the captioner as it now is, then
+    train `model` on those and the real captions (a `cfg.real_share` of every batch) for
+    `cfg.self_train_steps` steps, with stage 2's learning rate. A better captioner agrees with
+    more alt-texts and errs less, so each round has more, and truer, labels to learn from.
+    Returns what to report: {"time": {"label", "selftrain"}, "self_labelled": [per round],
+    "log_selftrain"}."""
+    timing, labelled, log = {"label": 0.0, "selftrain": 0.0}, [], []
     real = data["captioned"]
-    labelled = {"kept": len(idx), "of": len(keep)}
-    if idx.size and hasattr(data["alt"], "scenes"):  # the generator knows the truth
-        right = [s == caption(data["alt"].scenes[i]) for s, i in zip(synthetic, idx, strict=True)]
-        labelled["right"] = float(np.mean(right))  # share of them that are the true caption
-    # repeat the real captions so that they are about real_share of what batches draw from
-    reps = max(1, round(cfg.real_share * len(idx) / ((1 - cfg.real_share) * len(real))))
-    mix = Pairs(
-        np.concatenate([data["alt"].images[idx]] + [real.images] * reps),
-        synthetic + list(real.texts) * reps,
-    )
-    say(
-        f"stage 3: {cfg.self_train_steps} steps on {len(idx)} of {len(keep)} self-labelled "
-        f"images and {len(real)} captioned scenes ({timing['label']:.0f} s labelling)"
-    )
-    t2 = time.perf_counter()
-    log = train(
-        model, Batches(mix, tok, cfg.batch, cfg.seed + 4),
-        replace(stage_config(cfg, cfg.self_train_steps, 4), lr=stage2.lr, min_lr=stage2.min_lr),
-        out_dir=out / "selftrain" if out else None, device=device,
-    )  # fmt: skip
-    timing["selftrain"] = time.perf_counter() - t2
+    for r in range(cfg.self_train_rounds):
+        t1 = time.perf_counter()
+        idx, synthetic = self_label(model, data["alt"], tok, pool)
+        timing["label"] += time.perf_counter() - t1
+        labelled.append({"kept": len(idx), "of": len(pool)})
+        if idx.size and hasattr(data["alt"], "scenes"):  # the generator knows the truth
+            truth = [caption(data["alt"].scenes[i]) for i in idx]  # share that are the truth:
+            labelled[-1]["right"] = float(np.mean(np.array(synthetic) == np.array(truth)))
+        # repeat the real captions so that they are about real_share of what batches draw from
+        reps = max(1, round(cfg.real_share * len(idx) / ((1 - cfg.real_share) * len(real))))
+        mix = Pairs(
+            np.concatenate([data["alt"].images[idx]] + [real.images] * reps),
+            synthetic + list(real.texts) * reps,
+        )
+        say(
+            f"stage 3, round {r + 1} of {cfg.self_train_rounds}: {cfg.self_train_steps} steps on "
+            f"{len(idx)} of {len(pool)} self-labelled images and {len(real)} captioned scenes"
+        )
+        t2 = time.perf_counter()
+        train_cfg = stage_config(cfg, cfg.self_train_steps, 4 + 10 * r)
+        rows = train(
+            model, Batches(mix, tok, cfg.batch, cfg.seed + 4 + 10 * r),
+            replace(train_cfg, lr=stage2.lr, min_lr=stage2.min_lr),
+            out_dir=out / "selftrain" / f"round{r}" if out else None, device=device,
+        )  # fmt: skip
+        log += [{"round": r, **row} for row in rows]
+        timing["selftrain"] += time.perf_counter() - t2
     return {"time": timing, "self_labelled": labelled, "log_selftrain": log}
 
 
