@@ -139,7 +139,7 @@ PRESETS: dict[str, CapstoneConfig] = {
         name="cpu", n_alt=50_000, n_captioned=20_000, pretrain_steps=200, caption_steps=4000,
     ),
     # the low-caption regime (bench/capstone.py --what lowcap): the ci model, 100 captions,
-    # stage 1b (LM on curated alt-text), then 6 rounds of stage 3 (self-training); about 25
+    # stage 1b (LM on curated alt-text), then 6 rounds of stage 3 (self-training); 25 to 28
     # minutes on one CPU thread
     "lowcap": CapstoneConfig(
         name="lowcap", n_alt=50_000, n_captioned=100, n_test=300, n_comp=300, pretrain_steps=150,
