@@ -691,7 +691,7 @@ def self_train(
         timing["label"] += time.perf_counter() - t1
         labelled.append({"kept": len(idx), "of": len(pool)})
         if idx.size and hasattr(data["alt"], "scenes"):  # the generator knows the truth
-            truth = [caption(data["alt"].scenes[i]) for i in idx]  # share that are the truth:
+            truth = [caption(data["alt"].scenes[i]) for i in idx]  # the share of true labels
             labelled[-1]["right"] = float(np.mean(np.array(synthetic) == np.array(truth)))
         # repeat the real captions so that they are about real_share of what batches draw from
         reps = max(1, round(cfg.real_share * len(idx) / ((1 - cfg.real_share) * len(real))))
