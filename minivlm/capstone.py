@@ -17,9 +17,10 @@ not in which order to say it; the curated pairs do both.
 Stage 3 (`self_train_steps`, `self_train_rounds`) is the captioner half of BLIP's CapFilt: the
 fine-tuned captioner captions the alt-text images in the canonical style, `self_label`
 keeps a synthetic caption only where it names the same sizes, colours and shapes, in the same
-order, as the alt-text beside the image, and the captioner trains again on those plus its real
-captions. Each round labels again with the better captioner. The paraphrases taught grounding
-slowly; the synthetic captions teach it in the one word order that is scored.
+order, as the alt-text beside the image, and every word of it is said there in that order; the
+captioner trains again on those plus its real captions. Each round labels again with the better
+captioner. The paraphrases taught grounding slowly; the synthetic captions teach it in the one
+word order that is scored.
 
 The image encoder has two pathways (see `TwoPathwayEncoder`): a shape pathway that sees only
 the silhouette of the scene and a colour pathway that sees only the mean colour of each cell.
@@ -414,18 +415,36 @@ def content_words(text: str) -> list[str]:
 _CONTENT = frozenset(SIZES) | frozenset(COLORS) | frozenset(SHAPES)
 
 
+def is_subsequence(words: list[str], text: list[str]) -> bool:
+    """Whether `words` all appear in `text`, in the same order (others may lie between)."""
+    rest = iter(text)
+    return all(w in rest for w in words)
+
+
 def self_label(
     model: Captioner, alt: ShapesCaptions, tok: CaptionTokenizer, pool: np.ndarray
 ) -> tuple[np.ndarray, list[str]]:
     """Stage 3's data, the captioner half of BLIP's CapFilt: caption the alt-text images in
-    `pool` and keep a synthetic caption where it names the same sizes, colours and shapes, in
-    the same order, as the alt-text beside its image. The alt-text is noisy and so is the
-    captioner; where the two agree, both are most likely right. The order matters: a caption
-    that names the right objects in the wrong order, or gives one object's colour to the other,
-    still has the alt-text's words as a bag. Returns (kept indices, their captions)."""
+    `pool` and keep a synthetic caption where the alt-text beside its image says the same.
+    The alt-text is noisy and so is the captioner; where the two agree, both are most likely
+    right. Two checks:
+    - the same sizes, colours and shapes, in the same order (`content_words`). A caption that
+      names the right objects in the wrong order, or gives one object's colour to the other,
+      still has the alt-text's words as a bag;
+    - every word of the caption, in order, in the alt-text (`is_subsequence`), so "left of" and
+      "above" must be said there. Without it, a backward paraphrase ("a blue square right of a
+      red circle") agrees with a caption that names its objects in the wrong order, exactly the
+      low-caption captioner's typical error. Paraphrases with other words ("over", "under") are
+      dropped too; a few true labels lost for a near-perfect precision.
+    Returns (kept indices, their captions)."""
     synthetic = caption_images(model, alt.images[pool], tok)
-    said = [content_words(alt.texts[i]) for i in pool]
-    kept = np.flatnonzero([content_words(c) == w for c, w in zip(synthetic, said, strict=True)])
+    said = [alt.texts[i].split() for i in pool]
+    kept = np.flatnonzero(
+        [
+            content_words(c) == content_words(" ".join(w)) and is_subsequence(c.split(), w)
+            for c, w in zip(synthetic, said, strict=True)
+        ]
+    )
     return pool[kept], [synthetic[k] for k in kept]
 
 

@@ -16,6 +16,7 @@ from minivlm.capstone import (
     content_words,
     curate,
     datasets,
+    is_subsequence,
     noisy_colours,
     preset,
     pretrain_stage,
@@ -173,6 +174,15 @@ def test_curate_keeps_the_best_scoring_complete_sentences(tok):
         curate(pre, alt, tok, keep=0.0)
 
 
+def test_is_subsequence():
+    text = "a photo of a small red circle to the left of a blue square".split()
+    assert is_subsequence("a small red circle left of a blue square".split(), text)
+    assert is_subsequence([], text)
+    assert not is_subsequence("a blue square left of a small red circle".split(), text)
+    assert not is_subsequence("a small red circle above a blue square".split(), text)
+    assert not is_subsequence("a small red circle circle".split(), text)  # each word used once
+
+
 def test_content_words_keep_the_order_and_drop_relations_and_prefixes():
     said = content_words("a small red circle left of a small blue square")
     assert said == ["small", "red", "circle", "small", "blue", "square"]
@@ -203,7 +213,7 @@ class _Scripted(torch.nn.Module):
 
 def test_self_label_keeps_captions_that_name_what_the_alt_text_names(tok):
     alt = Pairs(
-        np.zeros((8, 32, 32, 3), np.uint8),
+        np.zeros((10, 32, 32, 3), np.uint8),
         [
             "a small red circle",  # agrees
             "a photo of a small red circle to the left of a large blue square",  # agrees
@@ -212,6 +222,10 @@ def test_self_label_keeps_captions_that_name_what_the_alt_text_names(tok):
             "a large blue square right of a small red circle",  # may be right, can't tell: dropped
             "circle red small",  # a bag of the same words, in another order: dropped
             "a red circle",  # partial: the size is missing, dropped
+            # backward, and the captioner named the objects in the wrong order: the content
+            # words agree by accident, but "left" is not in the alt-text, dropped
+            "a small red circle right of a large blue square",
+            "a small red circle over a large blue square",  # "above" is not said: dropped
             "a small green triangle",  # not in the pool
         ],
     )
@@ -223,9 +237,11 @@ def test_self_label_keeps_captions_that_name_what_the_alt_text_names(tok):
         "a small red circle left of a large blue square",
         "a small red circle",
         "a small red circle",
+        "a small red circle left of a large blue square",
+        "a small red circle above a large blue square",
     ]
     model = _Scripted(tok, synthetic)
-    idx, kept = self_label(model, alt, tok, np.arange(7))
+    idx, kept = self_label(model, alt, tok, np.arange(9))
     assert idx.tolist() == [0, 1] and kept == [synthetic[i] for i in (0, 1)]
     assert model.training and not model.captions  # every pool image captioned once
 
