@@ -174,6 +174,18 @@ def _scalars(out: dict) -> dict[str, float]:
     return {k: float(v.detach()) for k, v in out.items() if torch.is_tensor(v) and v.numel() == 1}
 
 
+def to_device(batch, device: torch.device):
+    """The batch with its tensors on `device`: a tensor, or a dict, list or tuple of them (other
+    values pass through). `get_batch` may then build batches on the CPU, as data loaders do."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW; weight decay on matrices only (not on biases, norms and embeddings' scales)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
@@ -243,7 +255,7 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             torch.manual_seed(step_seed(cfg.seed * 1009 + rank, step))
-            batch = get_batch(step)
+            batch = to_device(get_batch(step), device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 result = runner(batch)
             scalars = _scalars(result)

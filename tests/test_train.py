@@ -19,6 +19,7 @@ from minivlm.train import (
     rank_slice,
     read_log,
     save_checkpoint,
+    to_device,
     train,
 )
 
@@ -64,6 +65,16 @@ def test_lr_warms_up_then_decays_to_min():
 def test_bad_config_is_named(kw, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kw)
+
+
+def test_to_device_moves_every_tensor_of_a_batch():
+    x = torch.ones(2, 3)
+    batch = {"image": x, "ids": [x, (x, 7)], "name": "a"}
+    moved = to_device(batch, torch.device("meta"))  # a device that every torch build has
+    assert moved["image"].device.type == "meta" and moved["image"].shape == (2, 3)
+    assert [t.device.type for t in (moved["ids"][0], *moved["ids"][1][:1])] == ["meta"] * 2
+    assert moved["ids"][1][1] == 7 and moved["name"] == "a"
+    assert isinstance(moved["ids"][1], tuple) and batch["image"].device.type == "cpu"
 
 
 def test_forward_must_return_a_loss(tmp_path):
