@@ -438,11 +438,11 @@ def self_label(
       dropped too; a few true labels lost for a near-perfect precision.
     Returns (kept indices, their captions)."""
     synthetic = caption_images(model, alt.images[pool], tok)
-    said = [alt.texts[i].split() for i in pool]
+    said = [alt.texts[i] for i in pool]
     kept = np.flatnonzero(
         [
-            content_words(c) == content_words(" ".join(w)) and is_subsequence(c.split(), w)
-            for c, w in zip(synthetic, said, strict=True)
+            content_words(c) == content_words(t) and is_subsequence(c.split(), t.split())
+            for c, t in zip(synthetic, said, strict=True)
         ]
     )
     return pool[kept], [synthetic[k] for k in kept]
