@@ -10,10 +10,11 @@
 * lowcap: the low-caption regime. For each number N of captioned scenes, pretrain-then-caption
   against caption-only training on the same N scenes for the same wall time. Stage 1 (with
   curation, stage 1b) runs once per seed; stages 2 and 3 (the rounds of self-training) run for
-  each N, and each N's pretrained run is charged stage 1's full time. Rows keyed `ordered`,
-  `oneround`, `curated` and `uncurated` come from earlier versions of the preset (6 rounds of
-  stage 3 whose filter checked only the order of the content words; one round with an
-  order-blind filter; no stage 3; no curation).
+  each N, and each N's pretrained run is charged stage 1's full time. Rows keyed `subseq`,
+  `ordered`, `oneround`, `curated` and `uncurated` come from earlier versions of the preset
+  (6 rounds of stage 3 of 500 steps, with no longer last round; the same, whose filter checked
+  only the order of the content words; one round with an order-blind filter; no stage 3; no
+  curation).
 * order: where the low-caption gap lies (--lowcap N, first value). Stage 1b on the curated
   alt-texts as they are, against the same images with oracle texts written from the
   generator's truth: paraphrases that always name the objects in canonical order (left to

@@ -83,6 +83,7 @@ class CapstoneConfig:
     curate_keep: float = 0.5  # share of the parsed alt-texts that curation keeps
     self_train_steps: int = 0  # stage 3: captions on self-labelled alt-text images (0: skip)
     self_train_rounds: int = 1  # stage 3 labels, then trains self_train_steps, this many times
+    self_train_last_steps: int = 0  # steps of stage 3's last round (0: self_train_steps)
     real_share: float = 0.25  # share of stage 3's batches drawn from the real captions
     caption_steps: int = 1000
     lr: float = 3e-3
@@ -112,7 +113,9 @@ class CapstoneConfig:
         ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("pretrain_steps", "curated_steps", "self_train_steps"):
+        for name in (
+            "pretrain_steps", "curated_steps", "self_train_steps", "self_train_last_steps",
+        ):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 < self.curate_keep <= 1.0:
@@ -140,12 +143,12 @@ PRESETS: dict[str, CapstoneConfig] = {
         name="cpu", n_alt=50_000, n_captioned=20_000, pretrain_steps=200, caption_steps=4000,
     ),
     # the low-caption regime (bench/capstone.py --what lowcap): the ci model, 100 captions,
-    # stage 1b (LM on curated alt-text), then 6 rounds of stage 3 (self-training); 25 to 28
-    # minutes on one CPU thread
+    # stage 1b (LM on curated alt-text), then 7 rounds of stage 3 (self-training), the last
+    # one 4 times as long; about 32 minutes on one CPU thread
     "lowcap": CapstoneConfig(
         name="lowcap", n_alt=50_000, n_captioned=100, n_test=300, n_comp=300, pretrain_steps=150,
-        curated_steps=2500, caption_steps=300, self_train_steps=500, self_train_rounds=6,
-        finetune_lr=1e-3,
+        curated_steps=2500, caption_steps=300, self_train_steps=500, self_train_rounds=7,
+        self_train_last_steps=2000, finetune_lr=1e-3,
     ),
     # a CUDA GPU: larger batches, more steps, bf16
     "gpu": CapstoneConfig(
@@ -698,8 +701,10 @@ def self_train(
     whose text is a complete sentence: the ordered agreement rejects other scenes' captions by
     itself, so the ITC filter of stage 1b is not needed) with the captioner as it now is, then
     train `model` on those and the real captions (a `cfg.real_share` of every batch) for
-    `cfg.self_train_steps` steps, with stage 2's learning rate. A better captioner agrees with
-    more alt-texts and errs less, so each round has more, and truer, labels to learn from.
+    `cfg.self_train_steps` steps (the last round `cfg.self_train_last_steps`, if set), with
+    stage 2's learning rate. A better captioner agrees with more alt-texts and errs less, so each
+    round has more, and truer, labels to learn from; the last round, on the most and truest
+    labels, is where a longer schedule pays.
     Returns what to report: {"time": {"label", "selftrain"}, "self_labelled": [per round],
     "log_selftrain"}."""
     timing, labelled, log = {"label": 0.0, "selftrain": 0.0}, [], []
@@ -718,12 +723,14 @@ def self_train(
             np.concatenate([data["alt"].images[idx]] + [real.images] * reps),
             synthetic + list(real.texts) * reps,
         )
+        last = r == cfg.self_train_rounds - 1 and cfg.self_train_last_steps
+        steps = cfg.self_train_last_steps if last else cfg.self_train_steps
         say(
-            f"stage 3, round {r + 1} of {cfg.self_train_rounds}: {cfg.self_train_steps} steps on "
+            f"stage 3, round {r + 1} of {cfg.self_train_rounds}: {steps} steps on "
             f"{len(idx)} of {len(pool)} self-labelled images and {len(real)} captioned scenes"
         )
         t2 = time.perf_counter()
-        train_cfg = stage_config(cfg, cfg.self_train_steps, 4 + 10 * r)
+        train_cfg = stage_config(cfg, steps, 4 + 10 * r)
         rows = train(
             model, Batches(mix, tok, cfg.batch, cfg.seed + 4 + 10 * r),
             replace(train_cfg, lr=stage2.lr, min_lr=stage2.min_lr),

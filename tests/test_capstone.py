@@ -98,8 +98,9 @@ def test_pretrainer_losses_reach_every_part(tok):
 
 def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
     cfg = preset(
-        "ci", **TINY, curated_steps=4, self_train_steps=4, self_train_rounds=2, finetune_lr=1e-3
-    )
+        "ci", **TINY, curated_steps=4, self_train_steps=4, self_train_rounds=2,
+        self_train_last_steps=6, finetune_lr=1e-3,
+    )  # fmt: skip
     first = run(cfg, out_dir=tmp_path)
     assert 1 <= first["curated"]["kept"] < cfg.n_alt
     assert len(first["self_labelled"]) == 2  # one entry per round of stage 3
@@ -110,6 +111,8 @@ def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
     for r in (0, 1):
         assert (tmp_path / "selftrain" / f"round{r}").is_dir()
     assert [row["round"] for row in first["log_selftrain"]].count(1) >= 1
+    last_step = {row["round"]: row["step"] for row in first["log_selftrain"]}
+    assert last_step == {0: 4, 1: 6}  # the last round runs self_train_last_steps
     stages = ("pretrain", "curate", "curated", "caption", "label", "selftrain")
     assert np.isclose(first["time"]["train"], sum(first["time"][k] for k in stages))
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -273,6 +276,7 @@ def test_cli_runs_a_preset_and_rejects_unknown_fields(tmp_path, capsys):
         {"curate_keep": 1.5},
         {"self_train_steps": -1},
         {"self_train_rounds": 0},
+        {"self_train_last_steps": -1},
         {"real_share": 0.0},
         {"real_share": 1.0},
     ):
@@ -280,6 +284,7 @@ def test_cli_runs_a_preset_and_rejects_unknown_fields(tmp_path, capsys):
             preset("lowcap", **bad)
     with pytest.raises(ValueError, match="self_train_steps needs curated_steps"):
         preset("lowcap", curated_steps=0)
+    assert preset("lowcap", self_train_steps=0).self_train_steps == 0  # stage 3 off, last too
 
 
 class _Oracle(torch.nn.Module):
