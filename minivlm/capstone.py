@@ -144,7 +144,7 @@ PRESETS: dict[str, CapstoneConfig] = {
     ),
     # the low-caption regime (bench/capstone.py --what lowcap): the ci model, 100 captions,
     # stage 1b (LM on curated alt-text), then 7 rounds of stage 3 (self-training), the last
-    # one 4 times as long; about 32 minutes on one CPU thread
+    # one 4 times as long; about 31 minutes of training on one CPU thread
     "lowcap": CapstoneConfig(
         name="lowcap", n_alt=50_000, n_captioned=100, n_test=300, n_comp=300, pretrain_steps=150,
         curated_steps=2500, caption_steps=300, self_train_steps=500, self_train_rounds=7,
