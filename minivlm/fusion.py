@@ -14,6 +14,8 @@ notebooks/05_fusion.ipynb derives and compares them. Every fuser takes image tok
   image queries the text (the streams exchange keys and values).
 
 TutorialViLBERT reproduces the tutorial's sample with its two bugs; FixedViLBERT repairs them.
+masked_mean, the pooling of late fusion, is chapter 3's (`minivlm.transformer`), where
+mean_pool normalises it into a sentence embedding.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .attention import MultiHeadAttention
-from .transformer import BertEncoder, Encoder, EncoderBlock, FeedForward
+from .transformer import BertEncoder, Encoder, EncoderBlock, FeedForward, masked_mean
 
 
 def _check_pair(img: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor | None) -> None:
@@ -41,14 +43,6 @@ def _check_pair(img: torch.Tensor, txt: torch.Tensor, txt_mask: torch.Tensor | N
             f"text mask must be bool {tuple(txt.shape[:2])} (True = real token), got "
             f"{txt_mask.dtype} {tuple(txt_mask.shape)}"
         )
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over the real tokens: (B, T, D), (B, T) -> (B, D)."""
-    if mask is None:
-        return x.mean(1)
-    m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
 class LateFusion(nn.Module):

@@ -5,10 +5,13 @@ gradient norm, and writes what a long run needs:
 
 * a JSONL metrics log (one line per logged step, one per evaluation) and a loss-curve plot;
 * checkpoints as safetensors (model and optimizer tensors) plus a JSON file (step, config,
-  optimizer scalars), written atomically every `ckpt_every` steps, at the end, and on Ctrl-C;
+  optimizer scalars, training seconds so far), written atomically every `ckpt_every` steps,
+  every `ckpt_seconds` of training, at the end, and on Ctrl-C. A run killed at any moment
+  (even `kill -9`) loses at most the steps since the last checkpoint;
 * exact resume: the batch of step s is `get_batch(s)` and every random number drawn inside a
   step comes from a generator seeded by (seed, s), so a run that is stopped and resumed gives
-  the same losses as one that never stopped;
+  the same losses as one that never stopped. The log is cut back to the checkpoint's step and
+  its clock continues from the checkpoint's training time;
 * a NaN/inf guard: a non-finite loss or gradient stops the run with a clear error, and the last
   good checkpoint stays on disk untouched;
 * bf16 autocast on CUDA, `torch.compile` as an opt-in, and DistributedDataParallel when the
@@ -24,14 +27,19 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from .errors import InputError
+from .files import atomic_write, atomic_write_text, remove_stale_temporaries
 
 CKPT_PREFIX = "step_"
 
@@ -47,19 +55,19 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     eval_every: int = 0  # 0: evaluate only at the end (if an evaluate hook is given)
-    ckpt_every: int = 0  # 0: checkpoint only at the end and on Ctrl-C
+    ckpt_every: int = 0  # also checkpoint every this many steps (0: off)
+    ckpt_seconds: float = 0.0  # also checkpoint after this many seconds of training (0: off)
     keep: int = 2  # checkpoints kept on disk
     amp: bool = True  # bf16 autocast, on CUDA only
     compile: bool = False
     progress: bool = True
-    extra: dict = field(default_factory=dict)  # anything the caller wants in the checkpoint
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"steps must be a positive int, got {self.steps!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        for name in ("warmup", "log_every", "eval_every", "ckpt_every"):
+        for name in ("warmup", "log_every", "eval_every", "ckpt_every", "ckpt_seconds"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.keep < 1:
@@ -79,16 +87,20 @@ def step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step) % (2**63 - 1)
 
 
+@contextmanager
+def evaluating(model: nn.Module, no_grad: bool = True) -> Iterator[nn.Module]:
+    """`with evaluating(model):` runs the block in eval mode (dropout off) and without
+    gradients, then puts the model back in the mode it was in, even if the block raised."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad() if no_grad else torch.enable_grad():
+            yield model
+    finally:
+        model.train(was)
+
+
 # ---------------------------------------------------------------- checkpoints
-
-
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    write(str(tmp))
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_checkpoint(
@@ -106,10 +118,9 @@ def save_checkpoint(
                 tensors[f"opt.{idx}.{key}"] = torch.as_tensor(value).contiguous().cpu()
         opt_meta = {"param_groups": sd["param_groups"], "ids": list(sd["state"])}
     name = f"{CKPT_PREFIX}{step:07d}"
-    _atomic(out / f"{name}.safetensors", lambda p: save_file(tensors, p))
+    atomic_write(out / f"{name}.safetensors", lambda p: save_file(tensors, p))
     record = {"step": step, "optimizer": opt_meta, "meta": meta or {}}
-    _atomic(out / f"{name}.json", lambda p: Path(p).write_text(json.dumps(record, indent=1)))
-    return out / f"{name}.json"
+    return atomic_write_text(out / f"{name}.json", json.dumps(record, indent=1))
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
@@ -123,17 +134,47 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
     return max(done, key=lambda p: int(p.stem[len(CKPT_PREFIX) :])) if done else None
 
 
-def load_checkpoint(path: str | Path, model: nn.Module, optimizer=None) -> dict:
-    """Load a checkpoint written by save_checkpoint (no pickle); returns its JSON record."""
+def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The JSON record and the tensors of a checkpoint written by save_checkpoint (no pickle).
+
+    A file that is truncated, corrupted or not a checkpoint raises InputError naming it."""
     path = Path(path)
     if path.suffix != ".json":
         path = path.with_suffix(".json")
     if not path.exists() or not path.with_suffix(".safetensors").exists():
         raise FileNotFoundError(f"no complete checkpoint at {path} (need .json and .safetensors)")
-    record = json.loads(path.read_text())
-    tensors = load_file(str(path.with_suffix(".safetensors")))
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            raise ValueError("no step")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InputError(
+            "checkpoint", f"a checkpoint record with its step in {path}", f"unreadable JSON ({err})"
+        ) from err
+    try:
+        tensors = load_file(str(path.with_suffix(".safetensors")))
+    except SafetensorError as err:
+        raise InputError(
+            "checkpoint",
+            f"complete tensors in {path.with_suffix('.safetensors')}",
+            f"a truncated or corrupted file ({err}); delete it to resume from an older one",
+        ) from err
+    return record, tensors
+
+
+def load_checkpoint(path: str | Path, model: nn.Module, optimizer=None) -> dict:
+    """Load a checkpoint written by save_checkpoint (no pickle); returns its JSON record.
+
+    A checkpoint of another model (other shapes or parameter names) raises InputError."""
+    record, tensors = read_checkpoint(path)
+    path = Path(path).with_suffix(".json")
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        why = (str(err).strip().splitlines()[1:2] or [str(err)])[0].strip()
+        expected = f"weights of this model in {path}"
+        raise InputError("checkpoint", expected, f"another model's ({why})") from err
     if optimizer is not None:
         if record["optimizer"] is None:
             raise ValueError(f"{path} holds no optimizer state")
@@ -219,9 +260,10 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
     model.to(device)
     optimizer = make_optimizer(model, cfg)
-    start = 0
+    start, elapsed = 0, 0.0  # steps done and seconds of training before this call
     if out is not None and resume and (ckpt := latest_checkpoint(out)) is not None:
-        start = load_checkpoint(ckpt, model, optimizer)["step"]
+        record = load_checkpoint(ckpt, model, optimizer)
+        start, elapsed = record["step"], float(record["meta"].get("elapsed", 0.0))
     runner: nn.Module = model
     if world > 1:
         runner = nn.parallel.DistributedDataParallel(model)
@@ -230,6 +272,11 @@ def train(
     amp = cfg.amp and device.type == "cuda"
     log_path = out / "metrics.jsonl" if out is not None and rank == 0 else None
     records: list[dict] = []
+    if log_path is not None:
+        remove_stale_temporaries(out)  # what a killed write left behind
+        # rows past the checkpoint were logged by steps that are about to run again
+        records = [r for r in read_log(log_path) if r["step"] <= start] if start else []
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in records))
 
     def log(record: dict) -> None:
         records.append(record)
@@ -237,17 +284,24 @@ def train(
             with open(log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    def seconds() -> float:  # of training, over every call that trained this run
+        return elapsed + time.perf_counter() - t0
+
     def checkpoint(step: int) -> None:
+        nonlocal last_save
         if out is not None and rank == 0:
-            save_checkpoint(out, step, model, optimizer, {"config": asdict(cfg)})
+            meta = {"config": asdict(cfg), "elapsed": seconds()}
+            save_checkpoint(out, step, model, optimizer, meta)
             _prune(out, cfg.keep)
+        last_save = time.perf_counter()
 
     bar = None
     if cfg.progress and rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.steps, initial=start, desc="train", leave=False)
-    t0, completed = time.perf_counter(), start
+    t0 = last_save = time.perf_counter()
+    completed = start
     model.train()
     try:
         for step in range(start, cfg.steps):
@@ -281,10 +335,12 @@ def train(
                 bar.update(1)
                 bar.set_postfix(loss=f"{scalars['loss']:.4f}")
             if cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
-                log({"step": done, "lr": lr, "time": time.perf_counter() - t0, **scalars})
+                log({"step": done, "lr": lr, "time": seconds(), **scalars})
             if evaluate is not None and cfg.eval_every and done % cfg.eval_every == 0:
                 log({"step": done, "eval": True, **_evaluate(evaluate, model, done)})
-            if cfg.ckpt_every and done % cfg.ckpt_every == 0 and done < cfg.steps:
+            due = cfg.ckpt_every and done % cfg.ckpt_every == 0
+            late = cfg.ckpt_seconds and time.perf_counter() - last_save >= cfg.ckpt_seconds
+            if (due or late) and done < cfg.steps:
                 checkpoint(done)
     except KeyboardInterrupt:
         checkpoint(completed)  # every finished step is saved; the step in flight starts again
@@ -292,7 +348,8 @@ def train(
     finally:
         if bar is not None:
             bar.close()
-    checkpoint(cfg.steps)
+    if start < cfg.steps:  # else the final checkpoint is the one this call resumed from
+        checkpoint(cfg.steps)
     if evaluate is not None and not (cfg.eval_every and cfg.steps % cfg.eval_every == 0):
         log({"step": cfg.steps, "eval": True, **_evaluate(evaluate, model, cfg.steps)})
     if log_path is not None and log_path.exists():
@@ -301,12 +358,8 @@ def train(
 
 
 def _evaluate(evaluate: Callable, model: nn.Module, step: int) -> dict[str, float]:
-    model.eval()
-    try:
-        with torch.no_grad():
-            return dict(evaluate(model, step))
-    finally:
-        model.train()
+    with evaluating(model):
+        return dict(evaluate(model, step))
 
 
 def rank_slice(n: int) -> slice:

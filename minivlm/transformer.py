@@ -305,11 +305,17 @@ def load_minilm(fast: bool = True) -> tuple[BertEncoder, MiniLMTokenizer]:
     return BertEncoder.from_pretrained(folder, fast=fast), MiniLMTokenizer(folder)
 
 
+def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the real tokens: (B, T, D), (B, T) -> (B, D); a row with none gives zeros."""
+    if mask is None:
+        return x.mean(1)
+    m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+    return (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Average the hidden states of real tokens: (B, T, D), (B, T) -> (B, D), unit length.
 
     This is how sentence-transformers turns MiniLM into sentence embeddings.
     """
-    m = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    summed = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)  # (B, D)
-    return F.normalize(summed, dim=-1)
+    return F.normalize(masked_mean(hidden, mask), dim=-1)

@@ -3,6 +3,7 @@
 import json
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -10,8 +11,11 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minivlm.errors import InputError
+from minivlm.files import atomic_write_text
 from minivlm.train import (
     TrainConfig,
+    evaluating,
     latest_checkpoint,
     load_checkpoint,
     lr_at,
@@ -189,3 +193,62 @@ def test_save_checkpoint_without_optimizer(tmp_path):
         load_checkpoint(path, Regressor(), make_optimizer(model, config()))
     with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
         load_checkpoint(tmp_path / "step_0000099.json", model)
+
+
+def test_evaluating_restores_the_mode_it_found_even_after_an_error():
+    model = Regressor()
+    for start in (True, False):
+        model.train(start)
+        with evaluating(model):
+            assert not model.training and not torch.is_grad_enabled()
+        assert model.training is start and torch.is_grad_enabled()
+    model.train()
+    with pytest.raises(RuntimeError, match="inside"), evaluating(model):
+        raise RuntimeError("inside")
+    assert model.training
+    with evaluating(model, no_grad=False):
+        assert not model.training and torch.is_grad_enabled()
+
+
+def test_checkpoints_by_elapsed_time_and_a_log_cut_back_on_resume(tmp_path):
+    """A slow run checkpoints every ckpt_seconds; a resume from an older checkpoint drops the
+    log rows of the steps it runs again, and its clock continues from the checkpoint's."""
+
+    def slow(step):
+        time.sleep(0.05)
+        return get_batch(step)
+
+    torch.manual_seed(0)
+    train(Regressor(), slow, config(steps=20, ckpt_seconds=0.2, keep=20), out_dir=tmp_path)
+    steps = sorted(int(p.stem[5:]) for p in tmp_path.glob("step_*.json"))
+    assert len(steps) >= 4 and steps[-1] == 20  # several by time, then the final one
+    rows = read_log(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == list(range(1, 21))
+    # as if killed after step 14: only the checkpoints up to `back` survive
+    back = max(s for s in steps if s < 15)
+    for s in steps:
+        if s > back:
+            (tmp_path / f"step_{s:07d}.json").unlink()
+    saved = json.loads((tmp_path / f"step_{back:07d}.json").read_text())["meta"]["elapsed"]
+    assert saved == pytest.approx(rows[back - 1]["time"], abs=0.05)
+    again = train(Regressor(), slow, config(steps=20, ckpt_seconds=0.2, keep=20), out_dir=tmp_path)
+    rows2 = read_log(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows2] == list(range(1, 21)) == [r["step"] for r in again]
+    assert [r["loss"] for r in rows2] == [r["loss"] for r in rows]  # the same steps, redone
+    times = [r["time"] for r in rows2]
+    assert times == sorted(times) and times[back] > saved  # one clock over both calls
+
+
+def test_unreadable_or_foreign_checkpoints_are_named(tmp_path):
+    torch.manual_seed(0)
+    train(Regressor(), get_batch, config(steps=3), out_dir=tmp_path)
+    ckpt = latest_checkpoint(tmp_path)
+    with pytest.raises(InputError, match="checkpoint: expected weights of this model.*another"):
+        load_checkpoint(ckpt, nn.Linear(4, 1))
+    tensors = ckpt.with_suffix(".safetensors")
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    with pytest.raises(InputError, match="truncated or corrupted"):
+        load_checkpoint(ckpt, Regressor())
+    atomic_write_text(ckpt, "{not json")
+    with pytest.raises(InputError, match="unreadable JSON"):
+        load_checkpoint(ckpt, Regressor())

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
+from ..files import atomic_write_text
 from .captions import vocabulary
 
 PAD, BOS, EOS, UNK, MASK = "[PAD]", "[BOS]", "[EOS]", "[UNK]", "[MASK]"
@@ -126,10 +127,7 @@ class CaptionTokenizer:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the tokenizer as JSON (atomically: a temp file, then a rename)."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.tk.to_str(pretty=True))
-        os.replace(tmp, path)
+        atomic_write_text(path, self.tk.to_str(pretty=True))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CaptionTokenizer:

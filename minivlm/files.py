@@ -1,0 +1,42 @@
+"""Safe files: every file the course writes is written atomically (chapter 8).
+
+A write goes to a temporary file in the same folder, is flushed to disk (fsync), and is then
+renamed over the target. A rename within one folder is atomic, so a reader, or a run killed at
+any moment, sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Call write(tmp_path), fsync the result, then rename it to `path`; returns `path`.
+
+    The temporary name holds the process id, so two processes never share one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left if write or fsync failed
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write a text file atomically (see atomic_write)."""
+    return atomic_write(path, lambda p: Path(p).write_text(text))
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files that a killed atomic_write left in `folder`; returns how many."""
+    stale = list(Path(folder).glob(".*.tmp*")) if Path(folder).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
