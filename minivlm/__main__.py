@@ -1,4 +1,11 @@
-"""Command line: `python -m minivlm capstone --preset ci|cpu|gpu|lowcap` (chapter 8)."""
+"""The command line (chapter 8).
+
+    python -m minivlm capstone [--preset ci|cpu|gpu|lowcap|coco] [--data coco:DIR] [--set F=V]
+    python -m minivlm caption RUN_DIR [IMAGE ...] [--scene TEXT] [--attention FILE.png]
+
+Bad input ends in one line, `error: <field>: expected ..., got ...`, with exit status 2, before
+anything is written.
+"""
 
 from __future__ import annotations
 
@@ -7,48 +14,131 @@ import json
 import sys
 from pathlib import Path
 
+from .errors import InputError
 
-def main(argv: list[str] | None = None) -> int:
-    from .capstone import PRESETS, preset, results_table, run
 
-    parser = argparse.ArgumentParser(prog="python -m minivlm")
-    sub = parser.add_subparsers(dest="command", required=True)
+class Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one line in the course's form, and exit status 2."""
+
+    def error(self, message: str):
+        raise InputError("arguments", f"the usage of `{self.prog}` (see --help)", message)
+
+
+def parse_sets(items: list[str]) -> dict:
+    """--set FIELD=VALUE items -> {field: value}; values are JSON (numbers, true, lists) or
+    else plain strings."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError("--set", "FIELD=VALUE, e.g. --set caption_steps=500", repr(item))
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a plain string, e.g. --set encoder=cnn
+    return out
+
+
+def capstone(args) -> int:
+    from dataclasses import replace
+
+    from .capstone import CocoData, override, preset, results_table, run, scratch
+    from .capstone.pipeline import resolve_device
+
+    name = args.preset or ("coco" if args.data.startswith("coco:") else "cpu")
+    cfg = preset(name)
+    if args.data != "shapes":
+        kind, _, root = args.data.partition(":")
+        if kind != "coco" or not root:
+            raise InputError("--data", "shapes or coco:DIR", repr(args.data))
+        cfg = replace(cfg, data=CocoData(root=root))
+    values = parse_sets(args.set)
+    for flag in ("seed", "device"):
+        if getattr(args, flag) is not None:
+            values[flag] = getattr(args, flag)
+    if args.compile:
+        values["compile"] = True
+    cfg = override(cfg, **values)
+    if args.no_pretrain:
+        cfg = scratch(cfg, cfg.schedule.caption_steps)
+    out = Path(args.out)
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            raise InputError("out", "a folder for the runs", f"{p}, which is a file")
+    out = out / f"{cfg.name}-seed{cfg.seed}"
+    device = resolve_device(cfg)
+    print(f"capstone preset {cfg.name!r}, seed {cfg.seed}, device {device}; writing {out}")
+    result, _ = run(cfg, out_dir=out)
+    print()
+    print(results_table([(f"{cfg.name} seed {cfg.seed}", result)]))
+    print(f"\ntraining {result.train_seconds:.0f} s; results in {out / 'results.json'}")
+    return 0
+
+
+def caption(args) -> int:
+    import numpy as np
+
+    from .capstone import load_captioner
+    from .data.images import load_image
+
+    if not args.images and not args.scene:
+        raise InputError("caption", "IMAGE files or --scene TEXT", "neither")
+    cap = load_captioner(args.run_dir)
+    images = [load_image(p, cap.size) for p in args.images]  # (S, S, 3) uint8 each
+    said = cap.caption(np.stack(images)) if images else []
+    pictures = list(zip(args.images, said, strict=True))
+    if images and cap.config.shapes:
+        print("note: this model knows only the shapes world; it describes any photo as shapes")
+    for text in args.scene or []:
+        said, image = cap.caption_scene(text)
+        pictures.append((f"scene {text!r}", said))
+        images.append(image)
+    for what, said in pictures:
+        print(f"{what}: {said}")
+    if args.attention:
+        target = Path(args.attention)
+        for i, image in enumerate(images):
+            path = target if len(images) == 1 else target.with_stem(f"{target.stem}-{i}")
+            cap.save_attention(image, path)
+            print(f"attention per word: {path}")
+    return 0
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m minivlm")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     cap = sub.add_parser("capstone", help="pretrain on alt-text, then train a captioner")
-    cap.add_argument("--preset", choices=tuple(PRESETS), default="cpu")
+    cap.add_argument("--preset", default=None, help="ci, cpu (default), gpu, lowcap or coco")
+    cap.add_argument("--data", default="shapes", help="shapes (default) or coco:DIR")
     cap.add_argument("--out", default="runs/capstone", help="checkpoints, logs, results.json")
     cap.add_argument("--seed", type=int, default=None)
-    cap.add_argument("--device", default=None, help="override the preset's device (cpu, cuda)")
+    cap.add_argument("--device", default=None, help="auto (default), cpu, cuda, mps")
     cap.add_argument("--compile", action="store_true", help="torch.compile the models")
-    cap.add_argument("--no-pretrain", action="store_true", help="skip stage 1 (the ablation)")
+    cap.add_argument("--no-pretrain", action="store_true", help="no stage 1 (the ablation)")
     cap.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE",
-        help="override any CapstoneConfig field, e.g. --set caption_steps=500",
+        help="override any config field, e.g. --set caption_steps=500 --set encoder=cnn",
     )  # fmt: skip
-    args = parser.parse_args(argv)
+    use = sub.add_parser("caption", help="caption pictures or a scene with a trained captioner")
+    use.add_argument("run_dir", help="a finished capstone run, e.g. runs/capstone/cpu-seed0")
+    use.add_argument("images", nargs="*", help="PNG or JPEG files, any size")
+    use.add_argument("--scene", action="append", help="a scene to draw and caption, in words")
+    use.add_argument("--attention", help="save each word's attention map to this PNG")
+    return parser
 
-    overrides: dict = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or key not in PRESETS[args.preset].__dataclass_fields__:
-            parser.error(f"--set expects FIELD=VALUE with a CapstoneConfig field, got {item!r}")
-        try:
-            overrides[key] = json.loads(value)  # numbers, true/false, lists
-        except json.JSONDecodeError:
-            overrides[key] = value  # a plain string, e.g. --set device=cuda
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    if args.device:
-        overrides["device"] = args.device
-    if args.compile:
-        overrides["compile"] = True
-    cfg = preset(args.preset, **overrides)
-    out = Path(args.out) / f"{cfg.name}-seed{cfg.seed}{'-scratch' if args.no_pretrain else ''}"
-    print(f"capstone preset {cfg.name!r}, seed {cfg.seed}, device {cfg.device}; writing {out}")
-    results = run(cfg, out_dir=out, pretrain=not args.no_pretrain)
-    print()
-    print(results_table([(f"{cfg.name} seed {cfg.seed}", results)]))
-    print(f"\ntotal wall time {results['time']['total']:.0f} s; results in {out / 'results.json'}")
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "capstone" and args.preset is not None:
+            from .capstone import PRESETS
+
+            if args.preset not in PRESETS:
+                raise InputError("--preset", f"one of {', '.join(PRESETS)}", repr(args.preset))
+        return {"capstone": capstone, "caption": caption}[args.command](args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ DEVICE_ENV = "MINIVLM_DEVICE"
 KNOWN_DEVICES = ("cuda", "mps", "cpu")
 
 
-def _available(kind: str) -> bool:
+def device_available(kind: str) -> bool:
+    """Whether this machine has a device of this kind ("cuda", "mps" or "cpu")."""
     if kind == "cuda":
         return torch.cuda.is_available()
     if kind == "mps":
@@ -31,14 +32,14 @@ def pick_device(prefer: str | None = None) -> torch.device:
     """
     choice = prefer if prefer is not None else os.environ.get(DEVICE_ENV, "").strip()
     if not choice:
-        return torch.device(next(k for k in KNOWN_DEVICES if _available(k)))
+        return torch.device(next(k for k in KNOWN_DEVICES if device_available(k)))
     kind = choice.split(":")[0]
     if kind not in KNOWN_DEVICES:
         raise ValueError(
             f"unknown device {choice!r} (from {'argument' if prefer else DEVICE_ENV}); "
             f"expected one of {KNOWN_DEVICES}, optionally with an index such as 'cuda:0'"
         )
-    if not _available(kind):
+    if not device_available(kind):
         raise RuntimeError(f"device {choice!r} was requested but is not available on this machine")
     device = torch.device(choice)
     if kind == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

@@ -6,9 +6,9 @@ import torch
 
 from .data import CaptionTokenizer
 from .data.images import unnormalize
+from .train import evaluating
 
 
-@torch.no_grad()
 def word_attention(
     model, image: torch.Tensor, tok: CaptionTokenizer, layer: int = -1
 ) -> tuple[list[str], torch.Tensor]:
@@ -16,18 +16,17 @@ def word_attention(
     cross-attention (averaged over heads) of the step that wrote it, as (L, G, G) maps.
 
     The image tokens of the two-pathway encoder are G*G shape tokens then G*G colour tokens;
-    the map adds the two, so it shows where in the picture the word looked.
+    the map adds the two, so it shows where in the picture the word looked. Encoders with one
+    token per cell (cnn, vit) give the map directly.
     """
     if image.dim() != 3:
         raise ValueError(f"expected one image (3, S, S), got {tuple(image.shape)}")
-    was = model.training
-    model.eval()
-    tokens = model.image(image[None])  # (1, Ni, D)
-    ids = model.decoder.generate(tokens, max_new=24)[0].tolist()
-    words = tok.decode(ids).split()
-    seq = torch.tensor([[tok.bos_id] + ids[: len(words)]], device=tokens.device)  # (1, L+1)
-    _, weights = model.decoder(seq[:, :-1] if len(words) else seq, tokens, need_weights=True)
-    model.train(was)
+    with evaluating(model):
+        tokens = model.image(image[None].to(next(model.parameters()).device))  # (1, Ni, D)
+        ids = model.decoder.generate(tokens, max_new=min(24, model.decoder.max_len - 1))[0]
+        words = tok.decode(ids).split()
+        seq = torch.tensor([[tok.bos_id] + ids.tolist()[: len(words)]], device=tokens.device)
+        _, weights = model.decoder(seq[:, :-1] if words else seq, tokens, need_weights=True)
     w = weights[layer].mean(1)[0]  # (L, Ni): the input at position t writes word t
     grid = model.image.grid
     maps = w.view(w.shape[0], -1, grid, grid).sum(1)  # (L, G, G): shape + colour tokens
@@ -35,7 +34,8 @@ def word_attention(
 
 
 def plot_word_attention(image: torch.Tensor, words: list[str], maps: torch.Tensor, axes=None):
-    """The image, then one panel per word with its attention map laid over the image."""
+    """The image, then one panel per word with its attention map laid over the image, on one
+    colour scale (the bar on the right: the share of the word's attention in each cell)."""
     import matplotlib.pyplot as plt
 
     n = len(words) + 1
@@ -44,11 +44,17 @@ def plot_word_attention(image: torch.Tensor, words: list[str], maps: torch.Tenso
     pixels = unnormalize(image)
     axes[0].imshow(pixels)
     axes[0].set_title("image", fontsize=8)
-    size = pixels.shape[0]
+    size, top = pixels.shape[0], float(maps.max()) if len(maps) else 1.0
+    shown = None
     for ax, word, m in zip(axes[1:], words, maps, strict=False):
         ax.imshow(pixels, alpha=0.5)
-        ax.imshow(m.cpu().numpy(), cmap="magma", alpha=0.6, extent=(0, size, size, 0))
+        shown = ax.imshow(
+            m.cpu().numpy(), cmap="magma", alpha=0.6, extent=(0, size, size, 0), vmin=0, vmax=top
+        )
         ax.set_title(word, fontsize=8)
     for ax in axes:
         ax.axis("off")
+    if shown is not None:
+        bar = axes[0].figure.colorbar(shown, ax=list(axes), fraction=0.02, pad=0.01)
+        bar.ax.tick_params(labelsize=6)
     return axes

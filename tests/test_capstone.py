@@ -1,4 +1,4 @@
-"""The capstone pipeline: encoder, objectives wiring, colour noise, run(), resume and the CLI."""
+"""The capstone package: config, encoders, objectives wiring, colour noise, the stages, run()."""
 
 import json
 
@@ -6,22 +6,29 @@ import numpy as np
 import pytest
 import torch
 
-from minivlm.__main__ import main
 from minivlm.capstone import (
+    PRESETS,
+    STAGES,
     Captioner,
+    GridEncoder,
     Pairs,
+    PatchEncoder,
     Pretrainer,
     TwoPathwayEncoder,
     attribute_probe,
+    config_from_dict,
     content_words,
     curate,
     datasets,
+    image_encoder,
     is_subsequence,
     noisy_colours,
+    override,
     preset,
     pretrain_stage,
     results_table,
     run,
+    scratch,
     self_label,
 )
 from minivlm.data import (
@@ -34,12 +41,10 @@ from minivlm.data import (
     to_tensor,
 )
 from minivlm.data.scenes import COLORS, Obj, Scene
+from minivlm.errors import InputError
 from minivlm.viz import word_attention
 
-TINY = dict(
-    image_size=32, grid=4, d_model=32, n_alt=64, n_captioned=64, n_test=16, n_comp=16,
-    batch=8, pretrain_steps=4, caption_steps=4, threads=0, progress=False,
-)  # fmt: skip
+from .capstone_tiny import TINY  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +58,19 @@ def test_encoder_gives_shape_then_colour_tokens():
     assert enc(x).shape == (3, 2 * 64, 48)
     with pytest.raises(ValueError, match=r"\(B, 3, 64, 64\)"):
         enc(x[:, :, :32, :32])
-    with pytest.raises(ValueError, match="power of two"):
+    with pytest.raises(InputError, match="image_size: expected image_size / grid to be a power"):
         preset("ci", image_size=48, grid=8)
+
+
+@pytest.mark.parametrize("encoder, cls", [("cnn", GridEncoder), ("vit", PatchEncoder)])
+def test_generic_encoders_give_one_token_per_cell(encoder, cls):
+    cfg = preset("ci", encoder=encoder, image_size=32, grid=4, d_model=32)
+    enc = image_encoder(cfg.model)
+    x = to_tensor(render(make_scenes("train", 2), size=32))
+    assert isinstance(enc, cls) and enc.grid == 4
+    assert enc(x).shape == (2, 16, 32)
+    with pytest.raises(ValueError, match=r"\(B, 3, 32, 32\)"):
+        enc(x[:, :, :16, :16])
 
 
 def test_silhouette_is_blind_to_colour():
@@ -83,7 +99,7 @@ def test_noisy_colours_only_touch_colour_words(tok):
 def test_pretrainer_losses_reach_every_part(tok):
     torch.manual_seed(0)
     cfg = preset("ci", **TINY)
-    pre = Pretrainer(cfg, tok)
+    pre = Pretrainer(cfg.model, cfg.schedule, tok)
     ids, mask = tok.batch_encode(["a small red circle", "a blue square and a triangle"] * 4)
     batch = {"image": torch.randn(8, 3, 32, 32), "ids": ids, "mask": mask}
     out = pre(batch)
@@ -96,51 +112,92 @@ def test_pretrainer_losses_reach_every_part(tok):
     torch.testing.assert_close(cap.decoder.lm_head.weight, pre.fuse.lm_head.weight)
 
 
-def test_run_end_to_end_and_resume_gives_the_same_scores(tmp_path, capsys):
-    cfg = preset(
-        "ci", **TINY, curated_steps=4, self_train_steps=4, self_train_rounds=2,
-        self_train_last_steps=6, finetune_lr=1e-3,
-    )  # fmt: skip
-    first = run(cfg, out_dir=tmp_path)
-    assert 1 <= first["curated"]["kept"] < cfg.n_alt
-    assert len(first["self_labelled"]) == 2  # one entry per round of stage 3
-    for labelled in first["self_labelled"]:
+def test_run_end_to_end_then_a_rerun_only_evaluates(tmp_path):
+    cfg = preset("ci", **TINY, curated_steps=4, self_train=[4, 6], finetune_lr=1e-3)
+    first, trained = run(cfg, out_dir=tmp_path)
+    assert 1 <= first.curated["kept"] < cfg.data.n_alt
+    assert len(first.self_labelled) == 2  # one entry per round of stage 3
+    for labelled in first.self_labelled:
         assert 0 <= labelled["kept"] <= labelled["of"]  # the alt-texts that parse
-    assert first["self_labelled"][0]["of"] >= first["curated"]["kept"]
-    assert "keep" not in first  # stage 1b's indices feed stage 3 but are not reported
+    assert first.self_labelled[0]["of"] >= first.curated["kept"]
     for r in (0, 1):
-        assert (tmp_path / "selftrain" / f"round{r}").is_dir()
-    assert [row["round"] for row in first["log_selftrain"]].count(1) >= 1
-    last_step = {row["round"]: row["step"] for row in first["log_selftrain"]}
-    assert last_step == {0: 4, 1: 6}  # the last round runs self_train_last_steps
-    stages = ("pretrain", "curate", "curated", "caption", "label", "selftrain")
-    assert np.isclose(first["time"]["train"], sum(first["time"][k] for k in stages))
+        assert (tmp_path / "selftrain" / f"round{r}" / "labels.json").is_file()
+    last_step = {row["round"]: row["step"] for row in first.logs["selftrain"]}
+    assert last_step == {0: 4, 1: 6}  # each round runs its own number of steps
+    assert first.steps_run == {"pretrain": 4, "curated": 4, "caption": 4, "selftrain": 10}
+    assert set(first.times) == set(STAGES)  # seconds for every stage, keyed by stage
+    assert first.train_seconds == pytest.approx(sum(first.times.values()))
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["test"]["exact"] == first["test"]["exact"]
+    assert saved["scores"]["test"]["exact"] == first.scores["test"]["exact"]
+    assert saved["config"]["schedule"]["self_train"] == [4, 6]  # the config that ran
+    assert config_from_dict(saved["config"]) == cfg
     for key in ("test", "comp"):
-        assert 0.0 <= first[key]["grounded"] <= 1.0 and "BLEU-4" in first[key]
-    assert len(first["captions_test"]) == cfg.n_test
-    assert first["retrieval_after"]["t2i R@1"] >= 0.0
-    # a second run finds the final checkpoints of every stage and only evaluates
-    again = run(cfg, out_dir=tmp_path)
-    assert again["captions_test"] == first["captions_test"]
+        assert 0.0 <= first.scores[key]["grounded"] <= 1.0 and "BLEU-4" in first.scores[key]
+    assert len(first.captions["test"]) == cfg.data.n_test
+    assert first.retrieval["after"]["t2i R@1"] >= 0.0
+    # a second run finds every stage done (checkpoints, curated indices, labels): it only
+    # evaluates, and reports the same times as the run that did the work
+    again, trained_again = run(cfg, out_dir=tmp_path)
+    assert again.steps_run == {k: 0 for k in first.steps_run}
+    assert again.times == first.times and again.captions == first.captions
     for a, b in zip(
-        first["model"].state_dict().values(), again["model"].state_dict().values(), strict=True
+        trained.captioner.state_dict().values(),
+        trained_again.captioner.state_dict().values(),
+        strict=True,
     ):
         assert torch.equal(a, b)
     table = results_table([("tiny", first)])
-    assert table.count("\n") == 2 and f"{first['test']['exact']:.3f}" in table
+    assert table.count("\n") == 2 and f"{first.scores['test']['exact']:.3f}" in table
 
 
 def test_a_reused_stage_1_gives_the_run_it_came_from(tok):
     cfg = preset("ci", **TINY, curated_steps=4)
     data = datasets(cfg)
-    whole = run(cfg, data=data, verbose=False)
+    whole, _ = run(cfg, data=data, verbose=False)
     stage1 = pretrain_stage(cfg, data, tok, say=lambda _: None)
-    reused = run(cfg, data=data, verbose=False, stage1=stage1)
-    assert reused["captions_test"] == whole["captions_test"]
-    assert reused["time"]["train"] >= reused["time"]["curated"] + reused["time"]["caption"]
-    assert not run(cfg, data=data, verbose=False, pretrain=False)["time"].get("pretrain")
+    reused, _ = run(cfg, data=data, verbose=False, stage1=stage1)
+    assert reused.captions == whole.captions
+    assert set(reused.times) == {"pretrain", "curate", "curated", "caption"}  # stage 1 charged
+    ablation = scratch(cfg, caption_steps=6)
+    arm, _ = run(ablation, data=datasets(ablation), verbose=False)
+    assert set(arm.times) == {"caption"} and arm.steps_run == {"caption": 6}
+    assert arm.config.schedule.caption_steps == 6  # the config records what ran
+    assert "alt" not in datasets(ablation)  # no stage 1, so no alt-text is made
+
+
+def test_config_parts_take_flat_overrides_and_refuse_what_would_go_unread():
+    cfg = override(PRESETS["ci"], d_model=64, n_alt=123, caption_steps=7, seed=3)
+    assert (cfg.model.d_model, cfg.data.n_alt, cfg.schedule.caption_steps, cfg.seed) == (
+        64, 123, 7, 3,
+    )  # fmt: skip
+    assert PRESETS["ci"].model.d_model == 128  # presets are never changed in place
+    assert preset("lowcap").schedule.self_train == (500,) * 6 + (2000,)
+    for bad, match in (
+        ({"curated_steps": -1}, "curated_steps: expected a value >= 0"),
+        ({"curate_keep": 0.0}, "curate_keep: expected a value in \\(0.0, 1.0\\]"),
+        ({"curate_keep": 1.5}, "curate_keep"),
+        ({"self_train": [500, 0]}, "self_train: expected round lengths >= 1"),
+        ({"real_share": 1.0}, "real_share"),
+        ({"pretrain_steps": 0}, "curated_steps: expected pretrain_steps > 0"),
+        ({"curated_steps": 0}, "self_train: expected curated_steps > 0"),
+        ({"encoder": "vit"}, None),
+        ({"encoder": "cnn", "vit_layers": 3}, "vit_layers: expected its default"),
+        ({"lr": "abc"}, "lr: expected a number, got 'abc'"),
+        ({"batch": 1.5}, "batch: expected an integer, got 1.5"),
+        ({"no_such": 1}, "no_such: expected a field of the capstone config"),
+    ):
+        if match is None:
+            assert preset("lowcap", **bad).model.encoder == "vit"
+            continue
+        with pytest.raises(InputError, match=match):
+            preset("lowcap", **bad)
+    with pytest.raises(InputError, match="preset: expected one of ci, cpu"):
+        preset("laptop")
+    assert preset("ci", finetune_lr=0.0, pretrain_steps=0).schedule.pretrain_steps == 0
+    with pytest.raises(InputError, match="finetune_lr: expected pretrain_steps > 0"):
+        preset("ci", pretrain_steps=0, finetune_lr=1e-3)
+    a, b = preset("ci"), preset("ci", threads=1, progress=False, device="cpu")
+    assert a.identity() == b.identity() and a.identity() != preset("ci", seed=1).identity()
 
 
 class _LengthScorer(Pretrainer):
@@ -163,7 +220,8 @@ def _parses(text):
 
 def test_curate_keeps_the_best_scoring_complete_sentences(tok):
     alt = AltTextPairs(300, size=32)
-    pre = _LengthScorer(preset("ci", **TINY), tok)
+    cfg = preset("ci", **TINY)
+    pre = _LengthScorer(cfg.model, cfg.schedule, tok)
     sentences = [i for i, t in enumerate(alt.texts) if _parses(t)]
     assert 0 < len(sentences) < len(alt.texts)  # partials and bags do not parse
     assert curate(pre, alt, tok, keep=1.0, batch=64).tolist() == sentences
@@ -252,39 +310,11 @@ def test_self_label_keeps_captions_that_name_what_the_alt_text_names(tok):
 def test_word_attention_maps(tok):
     torch.manual_seed(0)
     cfg = preset("ci", **TINY)
-    model = Captioner.from_pretrainer(Pretrainer(cfg, tok), 0.0)
+    model = Captioner.from_pretrainer(Pretrainer(cfg.model, cfg.schedule, tok), 0.0)
     image = to_tensor(render(make_scenes("test", 1), size=32))[0]
     words, maps = word_attention(model, image, tok)
     assert maps.shape == (len(words), 4, 4)
     torch.testing.assert_close(maps.sum((1, 2)), torch.ones(len(words)))  # 2 pathways, one softmax
-
-
-def test_cli_runs_a_preset_and_rejects_unknown_fields(tmp_path, capsys):
-    args = ["capstone", "--preset", "ci", "--out", str(tmp_path), "--no-pretrain"]
-    args += [f"--set={k}={v}" for k, v in TINY.items()]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert "| ci seed 0 |" in printed and (tmp_path / "ci-seed0-scratch" / "results.json").exists()
-    with pytest.raises(SystemExit):
-        main(["capstone", "--set", "no_such_field=1"])
-    with pytest.raises(ValueError, match="unknown preset"):
-        preset("laptop")
-    assert np.isclose(preset("cpu", lr=1e-3).lr, 1e-3)
-    for bad in (
-        {"curated_steps": -1},
-        {"curate_keep": 0.0},
-        {"curate_keep": 1.5},
-        {"self_train_steps": -1},
-        {"self_train_rounds": 0},
-        {"self_train_last_steps": -1},
-        {"real_share": 0.0},
-        {"real_share": 1.0},
-    ):
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            preset("lowcap", **bad)
-    with pytest.raises(ValueError, match="self_train_steps needs curated_steps"):
-        preset("lowcap", curated_steps=0)
-    assert preset("lowcap", self_train_steps=0).self_train_steps == 0  # stage 3 off, last too
 
 
 class _Oracle(torch.nn.Module):
@@ -306,7 +336,7 @@ class _Oracle(torch.nn.Module):
 def test_attribute_probe_scores_each_kind_by_object_count(tok):
     data = ShapesCaptions("test", 60, size=32)
     cfg = preset("ci", **TINY)
-    model = Captioner.from_pretrainer(Pretrainer(cfg, tok), 0.0)
+    model = Captioner.from_pretrainer(Pretrainer(cfg.model, cfg.schedule, tok), 0.0)
     probe = attribute_probe(model, data, tok)  # untrained: anything in [0, 1]
     assert set(probe) == {"1", "2", "3"}
     assert all(0.0 <= v <= 1.0 for kinds in probe.values() for v in kinds.values())

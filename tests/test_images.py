@@ -50,3 +50,21 @@ def test_bad_images(arg, err, words):
 def test_unknown_photo():
     with pytest.raises(ValueError, match="expected one of"):
         load_photo("moon")
+
+
+def test_load_image_crops_resizes_and_names_a_file_that_is_not_one(tmp_path):
+    from PIL import Image
+
+    from minivlm.data import load_image
+    from minivlm.errors import InputError
+
+    pixels = np.zeros((60, 90, 3), np.uint8)
+    pixels[:, 15:75] = 200  # the centred 60 x 60 square is bright, the sides dark
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    out = load_image(tmp_path / "wide.png", 32)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8 and out.min() == 200
+    (tmp_path / "text.jpg").write_text("no pixels here")
+    with pytest.raises(InputError, match="image: expected a PNG or JPEG file"):
+        load_image(tmp_path / "text.jpg")
+    with pytest.raises(InputError, match="which does not exist"):
+        load_image(tmp_path / "missing.png")

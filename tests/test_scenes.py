@@ -113,3 +113,11 @@ def test_too_many_or_no_objects():
         sample_scene(np.random.default_rng(0), n_objects="2")
     with pytest.raises(TypeError, match="numpy Generator"):
         sample_scene(0)
+
+
+def test_scene_from_facts_draws_exactly_the_facts_it_is_given():
+    from minivlm.data import make_scenes, scene_facts, scene_from_facts
+
+    for scene in make_scenes("train", 500, seed=11) + make_scenes("comp", 200):
+        facts = scene_facts(scene)
+        assert scene_facts(scene_from_facts(facts)) == facts

@@ -3,7 +3,7 @@
 from .captions import alt_text, caption, paraphrase, parse, try_parse, vocabulary
 from .coco import CocoCaptions, CocoRecord, load_coco_captions, normalize_caption
 from .datasets import AltTextPairs, CaptionCollate, ShapesCaptions
-from .images import load_photo, to_tensor, unnormalize
+from .images import load_image, load_photo, to_tensor, unnormalize
 from .render import render
 from .scenes import (
     COLORS,
@@ -16,6 +16,7 @@ from .scenes import (
     pairs_of,
     sample_scene,
     scene_facts,
+    scene_from_facts,
 )
 from .splits import HELD_OUT_PAIRS, SPLITS, make_scenes, scene_rng
 from .tokenizer import CaptionTokenizer
@@ -33,10 +34,12 @@ __all__ = [
     "pairs_of",
     "sample_scene",
     "scene_facts",
+    "scene_from_facts",
     "render",
     "to_tensor",
     "unnormalize",
     "load_photo",
+    "load_image",
     "caption",
     "paraphrase",
     "parse",

@@ -7,9 +7,14 @@ centred on zero. `unnormalize` undoes the scaling for plotting.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..errors import InputError
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")  # colour photos that scikit-image ships
 
@@ -59,3 +64,26 @@ def load_photo(name: str = "astronaut") -> np.ndarray:
     from skimage import data
 
     return getattr(data, name)()
+
+
+def load_image(path: str | os.PathLike, size: int | None = None) -> np.ndarray:
+    """A picture file (PNG, JPEG, ...) as uint8 (S, S, 3): RGB, centre-cropped to a square and,
+    with `size`, resized (antialiased). A file that is not an image raises InputError."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("image", "an image file", f"{path}, which does not exist")
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            s = min(im.size)
+            left, top = (im.width - s) // 2, (im.height - s) // 2
+            im = im.crop((left, top, left + s, top + s))
+            if size is not None and size != s:
+                im = im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            return np.asarray(im, dtype=np.uint8).copy()  # (S, S, 3)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise InputError(
+            "image", "a PNG or JPEG file", f"{path}, which is not one ({err})"
+        ) from err

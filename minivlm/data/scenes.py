@@ -148,6 +148,18 @@ def scene_facts(scene: Scene) -> SceneFacts:
     return SceneFacts(tuple(o.attributes for o in ordered), relation)
 
 
+def scene_from_facts(facts: SceneFacts) -> Scene:
+    """A scene that has exactly these facts: its objects evenly spaced along the relation's
+    axis, in the facts' order, centred across it (used to draw a caption a learner typed)."""
+    n, axis = len(facts.objects), RELATIONS.get(facts.relation or "left of", 0)
+    objects = []
+    for i, (size, color, shape) in enumerate(facts.objects):
+        main, cross = (i + 0.5) / n, 0.5
+        x, y = (main, cross) if axis == 0 else (cross, main)
+        objects.append(Obj(shape, color, size, x, y))
+    return Scene(tuple(objects))
+
+
 def pairs_of(scene: Scene) -> set[tuple[str, str]]:
     """The (color, shape) pairs that occur in a scene."""
     return {(o.color, o.shape) for o in scene.objects}
