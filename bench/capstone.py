@@ -2,6 +2,7 @@
 
     python bench/capstone.py --what cpu ablation lowcap --seeds 0 1 2 [--threads 1]
     python bench/capstone.py --what order --lowcap 100 --seeds 0 --threads 1
+    python bench/capstone.py --what encoders --seeds 0 1 2 --threads 1
 
 * cpu: the preset `make capstone` runs: exact match and grounded accuracy on held-out test
   scenes and on the compositional split, and the wall time.
@@ -15,6 +16,11 @@
   (6 rounds of stage 3 of 500 steps, with no longer last round; the same, whose filter checked
   only the order of the content words; one round with an order-blind filter; no stage 3; no
   curation).
+* encoders: what the two-pathway encoder's inductive bias buys. The cpu preset with each
+  image encoder (--set encoder=two_pathway|cnn|vit) at the same training wall time: each
+  encoder's steps of stage 1 and 2 are scaled by its measured step time against the
+  two-pathway encoder's (both timed in the same process), so every arm trains about as long
+  as the two-pathway run. Rows `encoders/<encoder>/seed<s>`.
 * order: where the low-caption gap lies (--lowcap N, first value). Stage 1b on the curated
   alt-texts as they are, against the same images with oracle texts written from the
   generator's truth: paraphrases that always name the objects in canonical order (left to
@@ -32,11 +38,10 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import platform
 import statistics
+import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,18 +52,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from minivlm.capstone import (  # noqa: E402
+    Batches,
     Captioner,
     Pairs,
+    Pretrainer,
+    RunResult,
+    Stage1,
     curate,
     curated_stage,
     datasets,
     evaluate,
+    override,
     preset,
     pretrain_stage,
     run,
+    scratch,
+    stage_config,
 )  # fmt: skip
+from minivlm.capstone.stages import stage_seed  # noqa: E402
 from minivlm.data import CaptionTokenizer, ShapesCaptions  # noqa: E402
 from minivlm.data.captions import RELATION_PHRASES, caption, paraphrase  # noqa: E402
+from minivlm.files import atomic_write_text  # noqa: E402
+from minivlm.train import train  # noqa: E402
 
 TEST_KEYS = ("exact", "grounded", "colour", "shape", "size", "relation", "count")
 RESULTS = ROOT / "bench" / "results" / "capstone.json"
@@ -69,22 +84,33 @@ def load(path: Path = RESULTS) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"runs": []}
 
 
-def record(key: str, r: dict, path: Path = RESULTS, **info) -> dict:
+def commit() -> str:
+    """The code a row was measured with (git's short hash; "unknown" outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                             capture_output=True, check=True)  # fmt: skip
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def record(key: str, r: RunResult, path: Path = RESULTS, **info) -> dict:
     """Merge one run into the results file (re-read first: another process may have written)."""
     row = {
-        "key": key, **info, "threads": torch.get_num_threads(),
-        "test": {k: r["test"][k] for k in TEST_KEYS},
-        "comp": {k: r["comp"][k] for k in ("exact", "grounded", "colour", "shape")},
-        "time": r["time"], "caption_steps": r["caption_steps"],
-        "retrieval": r.get("retrieval_after"), "self_labelled": r.get("self_labelled"),
+        "key": key, **info, "threads": torch.get_num_threads(), "commit": commit(),
+        "test": {k: r.scores["test"][k] for k in TEST_KEYS},
+        "comp": {k: r.scores["comp"][k] for k in ("exact", "grounded", "colour", "shape")},
+        "time": {**r.times, "train": r.train_seconds, "data": r.data_seconds,
+                 "eval": r.eval_seconds},
+        "caption_steps": r.config.schedule.caption_steps,
+        "pretrain_steps": r.config.schedule.pretrain_steps, "encoder": r.config.model.encoder,
+        "retrieval": r.retrieval.get("after"), "self_labelled": r.self_labelled or None,
     }  # fmt: skip
     db = load(path)
     db["runs"] = [x for x in db["runs"] if x["key"] != key] + [row]
     db["machine"] = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(db, indent=1))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(db, indent=1))
     return row
 
 
@@ -94,18 +120,18 @@ def done(key: str, path: Path = RESULTS) -> dict | None:
 
 def single(tag: str, cfg, seed: int) -> dict:
     key = f"{tag}/pretrained/seed{seed}"
-    return done(key) or record(key, run(cfg), arm="pretrained", seed=seed)
+    return done(key) or record(key, run(cfg)[0], arm="pretrained", seed=seed)
 
 
 def pair(tag: str, cfg, seed: int, data: dict | None = None, **info) -> None:
     """The pretrained run, then caption-only training for the same wall time."""
     key = f"{tag}/pretrained/seed{seed}"
-    row = done(key) or record(key, run(cfg, data=data), arm="pretrained", seed=seed, **info)
+    row = done(key) or record(key, run(cfg, data=data)[0], arm="pretrained", seed=seed, **info)
     key2 = f"{tag}/scratch/seed{seed}"
     if done(key2) is None:
-        steps = round(row["time"]["train"] / (row["time"]["caption"] / row["caption_steps"]))
-        r = run(cfg, pretrain=False, caption_steps=steps, data=data)
-        record(key2, r, arm="scratch", seed=seed, **info)
+        per_step = row["time"]["caption"] / row["caption_steps"]  # from the run, not a guess
+        arm = scratch(cfg, caption_steps=round(row["time"]["train"] / per_step))
+        record(key2, run(arm, data=data)[0], arm="scratch", seed=seed, **info)
 
 
 def lowcap(seed: int, ns: list[int], common: dict) -> None:
@@ -113,16 +139,53 @@ def lowcap(seed: int, ns: list[int], common: dict) -> None:
     base = preset("lowcap", seed=seed, **common)
     todo = [n for n in ns if done(f"lowcap{n}/pretrained/seed{seed}") is None]
     # alt-texts only if a pretrained row is missing; each N gets its own captioned scenes below
-    data = datasets(replace(base, n_alt=1 if not todo else base.n_alt, n_captioned=1))
+    data = datasets(override(base, n_alt=1 if not todo else base.data.n_alt, n_captioned=1))
     stage1 = pretrain_stage(base, data, CaptionTokenizer.shapes_world()) if todo else None
     for n in ns:
-        cfg = replace(base, n_captioned=n)
-        captioned = ShapesCaptions("train", n, size=cfg.image_size, seed=seed + 100)
+        cfg = override(base, n_captioned=n)
+        captioned = ShapesCaptions("train", n, size=cfg.model.image_size, seed=seed + 100)
         d = {**data, "captioned": captioned}
         key = f"lowcap{n}/pretrained/seed{seed}"
         if n in todo:
-            record(key, run(cfg, data=d, stage1=stage1), arm="pretrained", seed=seed, n_captioned=n)
+            r, _ = run(cfg, data=d, stage1=stage1)
+            record(key, r, arm="pretrained", seed=seed, n_captioned=n)
         pair(f"lowcap{n}", cfg, seed, data=d, n_captioned=n)
+
+
+ENCODERS = ("two_pathway", "cnn", "vit")
+
+
+def step_seconds(cfg, data: dict, key: str, steps: int = 30) -> float:
+    """Seconds per training step of one stage ("pretrain" or "caption"), after 10 warm-up
+    steps: the figure that scales an encoder's steps to an equal wall time."""
+    tok = CaptionTokenizer.shapes_world()
+    torch.manual_seed(0)
+    model = Pretrainer(cfg.model, cfg.schedule, tok)
+    if key == "caption":
+        model = Captioner.from_pretrainer(model, cfg.schedule.colour_noise)
+    pairs = data["alt" if key == "pretrain" else "captioned"]
+    batches = Batches(pairs, tok, cfg.schedule.batch, stage_seed(cfg, key))
+    log = train(model, batches, replace(stage_config(cfg, key, 10 + steps), log_every=1))
+    return (log[-1]["time"] - log[9]["time"]) / steps
+
+
+def encoders(seed: int, common: dict) -> None:
+    """The cpu preset with each image encoder, trained for the same wall time."""
+    base = preset("cpu", seed=seed, **common)
+    keys = {e: f"encoders/{e}/seed{seed}" for e in ENCODERS}
+    if all(done(k) for k in keys.values()):
+        return
+    data = datasets(base)
+    configs = {e: override(base, encoder=e) for e in ENCODERS}
+    speed = {(e, k): step_seconds(c, data, k) for e, c in configs.items()
+             for k in ("pretrain", "caption")}  # fmt: skip
+    for e, cfg in configs.items():
+        s = cfg.schedule  # the two-pathway run's steps, scaled by its speed over this one's
+        scale = {k: speed["two_pathway", k] / speed[e, k] for k in ("pretrain", "caption")}
+        steps = {f"{k}_steps": max(1, round(getattr(s, f"{k}_steps") * scale[k])) for k in scale}
+        if done(keys[e]) is None:
+            r, _ = run(override(cfg, **steps), data=data)
+            record(keys[e], r, arm=e, seed=seed, step_seconds={k: speed[e, k] for k in scale})
 
 
 ORDER_TEXTS = ("alt", "forward", "canonical")
@@ -140,7 +203,7 @@ def forward_paraphrase(scene, rng: np.random.Generator) -> str:
 
 def order(seed: int, n: int, common: dict) -> None:
     """Stage 1 and curation once; stage 1b on each kind of text for the same curated images."""
-    base = preset("lowcap", seed=seed, n_captioned=n, self_train_steps=0, **common)
+    base = preset("lowcap", seed=seed, n_captioned=n, self_train=[], **common)
     keys = {t: f"order-{t}{n}/pretrained/seed{seed}" for t in ORDER_TEXTS}
     todo = [t for t in ORDER_TEXTS if done(keys[t], ORDER_RESULTS) is None]
     if not todo:
@@ -148,8 +211,8 @@ def order(seed: int, n: int, common: dict) -> None:
     tok = CaptionTokenizer.shapes_world()
     data = datasets(base)
     alt = data["alt"]
-    pre, info = pretrain_stage(replace(base, curated_steps=0), data, tok)
-    keep = curate(pre, alt, tok, base.curate_keep)
+    first = pretrain_stage(override(base, curated_steps=0), data, tok)
+    keep = curate(first.pretrainer, alt, tok, base.schedule.curate_keep)
     rng = np.random.default_rng(seed)
     for kind in todo:
         texts = list(alt.texts)
@@ -158,14 +221,13 @@ def order(seed: int, n: int, common: dict) -> None:
                 texts[i] = forward_paraphrase(alt.scenes[i], rng)
             elif kind == "canonical":
                 texts[i] = caption(alt.scenes[i])
-        writer = copy.deepcopy(pre)
-        t1 = time.perf_counter()
-        curated_stage(base, writer, Pairs(alt.images, texts), tok, keep)
-        timing = {**info["time"], "curated": time.perf_counter() - t1}
+        writer = copy.deepcopy(first.pretrainer)
+        spent = first.done.copy()
+        curated_stage(base, writer, Pairs(alt.images, texts), tok, keep, done=spent)
         zero, _ = evaluate(Captioner.from_pretrainer(writer, 0.0), data["test"], tok)
-        r = run(base, data=data, stage1=(writer, {**info, "time": timing}))
-        record(keys[kind], r, ORDER_RESULTS, arm="pretrained", seed=seed, n_captioned=n, texts=kind,
-               zero_shot_grounded=zero["grounded"])  # fmt: skip
+        r, _ = run(base, data=data, stage1=Stage1(writer, keep, spent, first.retrieval))
+        record(keys[kind], r, ORDER_RESULTS, arm="pretrained", seed=seed, n_captioned=n,
+               texts=kind, zero_shot_grounded=zero["grounded"])  # fmt: skip
 
 
 def summary(path: Path = RESULTS) -> None:
@@ -209,6 +271,8 @@ def main() -> None:
             lowcap(seed, args.lowcap, common)
         if "order" in args.what:
             order(seed, args.lowcap[0], common)
+        if "encoders" in args.what:
+            encoders(seed, common)
     summary()
     if "order" in args.what:
         summary(ORDER_RESULTS)

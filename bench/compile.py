@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,15 +36,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = preset("cpu", progress=False, device=args.device)
     tok = CaptionTokenizer.shapes_world()
-    data = ShapesCaptions("train", 2000, size=cfg.image_size, seed=100)
+    data = ShapesCaptions("train", 2000, size=cfg.model.image_size, seed=100)
     times = {}
     for compiled in (False, True):
         torch.manual_seed(0)
-        model = Captioner.from_pretrainer(Pretrainer(cfg, tok), cfg.colour_noise)
-        tc = stage_config(cfg, args.steps, 2)
-        tc.compile, tc.log_every = compiled, 50
+        pre = Pretrainer(cfg.model, cfg.schedule, tok)
+        model = Captioner.from_pretrainer(pre, cfg.schedule.colour_noise)
+        tc = replace(stage_config(cfg, "caption", args.steps), compile=compiled, log_every=50)
         t0 = time.perf_counter()
-        log = train(model, Batches(data, tok, cfg.batch, 1), tc, device=torch.device(args.device))
+        batches = Batches(data, tok, cfg.schedule.batch, 1)
+        log = train(model, batches, tc, device=torch.device(args.device))
         total = time.perf_counter() - t0
         at = {r["step"]: r["time"] for r in log if "time" in r}
         per_step = (at[args.steps] - at[args.steps - 100]) / 100

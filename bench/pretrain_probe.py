@@ -19,6 +19,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -34,7 +35,9 @@ from minivlm.capstone import (  # noqa: E402
     preset,
     stage_config,
 )
+from minivlm.capstone.stages import stage_seed  # noqa: E402
 from minivlm.data import CaptionTokenizer  # noqa: E402
+from minivlm.files import atomic_write_text  # noqa: E402
 from minivlm.train import train  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "pretrain_probe.json"
@@ -52,7 +55,7 @@ def main() -> None:
     tok = CaptionTokenizer.shapes_world()
     data = datasets(cfg)
     torch.manual_seed(cfg.seed)
-    pre = Pretrainer(cfg, tok)
+    pre = Pretrainer(cfg.model, cfg.schedule, tok)
     rows = []
     t0 = time.perf_counter()
 
@@ -70,11 +73,12 @@ def main() -> None:
         return {f"{k}{n}": v for n, kinds in p.items() for k, v in kinds.items()}
 
     probe(pre, 0)
-    tc = stage_config(cfg, args.steps, 1)
-    tc.eval_every = args.every
-    train(pre, Batches(data["alt"], tok, cfg.batch, cfg.seed), tc, evaluate=probe)
+    tc = replace(stage_config(cfg, "pretrain", args.steps), eval_every=args.every)
+    batches = Batches(data["alt"], tok, cfg.schedule.batch, stage_seed(cfg, "pretrain"))
+    train(pre, batches, tc, evaluate=probe)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    atomic_write_text(
+        RESULTS,
         json.dumps(
             {
                 "config": {"preset": "ci", "steps": args.steps, "seed": args.seed},
@@ -84,7 +88,7 @@ def main() -> None:
                 "rows": rows,
             },
             indent=1,
-        )
+        ),
     )
 
 

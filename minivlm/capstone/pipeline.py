@@ -33,7 +33,7 @@ from .batches import check_data, datasets, tokenizer_for
 from .config import CapstoneConfig, override
 from .evaluation import evaluate, evaluate_refs
 from .model import Captioner, Pretrainer
-from .stages import STAGES, Done, Stage1, pretrain_stage, self_train, train_stage
+from .stages import STAGES, Stage1, pretrain_stage, self_train, train_stage
 
 
 @dataclass
@@ -161,7 +161,7 @@ def run(
     s = cfg.schedule
 
     first = stage1 or pretrain_stage(cfg, data, tok, out, device, say)
-    done = Done(dict(first.done.times), dict(first.done.steps_run), dict(first.done.logs))
+    done = first.done.copy()  # stage 1's share of the work, then this run's
     model = Captioner.from_pretrainer(first.pretrainer, s.colour_noise).to(device)
     lr = s.finetune_lr or s.lr
     say(f"stage 2: {s.caption_steps} steps of captioning on {len(data['captioned'].texts)} texts")

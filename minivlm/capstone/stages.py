@@ -82,6 +82,11 @@ class Done:
     steps_run: dict[str, int] = field(default_factory=dict)
     logs: dict[str, list[dict]] = field(default_factory=dict)
 
+    def copy(self) -> Done:
+        return Done(
+            dict(self.times), dict(self.steps_run), {k: list(v) for k, v in self.logs.items()}
+        )
+
     def add(self, key: str, seconds: float, steps: int = 0, log: list[dict] | None = None):
         self.times[key] = self.times.get(key, 0.0) + seconds
         if STAGES[key].seed is not None:
