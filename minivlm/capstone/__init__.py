@@ -23,7 +23,8 @@ training never showed one. `--set encoder=cnn|vit` swaps in chapter 4's generic 
 
 One job per module, imported in one direction:
 
-    config      the three parts of a run's config, presets, overrides with clear errors
+    config      the three parts of a run's config, overrides with clear errors
+    presets     ci, cpu, lowcap, gpu, coco
     encoders    the three image encoders
     model       Pretrainer (stage 1) and Captioner (stages 1b, 2, 3)
     batches     the splits of a run and step-indexed batches
@@ -38,21 +39,13 @@ uses the result.
 """
 
 from .batches import Batches, Pairs, datasets
-from .config import (
-    PRESETS,
-    CapstoneConfig,
-    CocoData,
-    ModelConfig,
-    Schedule,
-    ShapesData,
-    override,
-    preset,
-)
+from .config import CapstoneConfig, CocoData, ModelConfig, Schedule, ShapesData, override
 from .encoders import GridEncoder, PatchEncoder, TwoPathwayEncoder, image_encoder
 from .evaluation import attribute_probe, caption_images, evaluate, evaluate_refs, retrieval_scores
 from .labels import complete_sentences, content_words, curate, is_subsequence, self_label
 from .model import Captioner, Pretrainer, TextEncoder, noisy_colours
 from .pipeline import RunResult, Trained, results_table, run, scratch
+from .presets import PRESETS, preset
 from .stages import STAGES, Done, Stage1, curated_stage, pretrain_stage, stage_config
 from .use import TrainedCaptioner, config_from_dict, load_captioner
 
