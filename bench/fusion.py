@@ -1,9 +1,10 @@
 """The fusion experiment of chapter 5: five fusion families x seeds, one budget (issue 5).
 
 Every family reads the same frozen region features (a CNN grid trained once to name each cell's
-object) and trains for the same steps, batch and learning rate; each is scored on test images
-against three minimal-edit negatives (colour, binding, relation). Prints a table of mean ± std
-over seeds and writes bench/results/fusion.json, which notebooks/05_fusion.ipynb displays.
+object) and trains for the same steps, batch and learning rate on the course's one loop
+(`minivlm.train.train`); each is scored on test images against three minimal-edit negatives
+(colour, binding, relation). Prints a table of mean ± std over seeds and writes
+bench/results/fusion.json, which notebooks/05_fusion.ipynb displays.
 
 Run: python bench/fusion.py [--seeds 0 1 2] [--steps 1500]
 """
@@ -39,7 +40,8 @@ def main() -> None:
     )  # fmt: skip
     total = time.perf_counter() - t0
     budget = (
-        f"{args.steps} steps x 32 images x 5 texts (ranking), AdamW 1e-3 one-cycle, d=64, 2 layers"
+        f"{args.steps} steps x 32 images x 5 texts (ranking), d=64, 2 layers; minivlm.train: "
+        "AdamW 1e-3, 10% warm-up then cosine to 0, clip 1.0"
     )
     print(f"region encoder: {args.region_steps} steps, cell accuracy {region_acc:.3f} (test)")
     print(f"budget per family: {budget}; seeds {args.seeds}")

@@ -13,11 +13,17 @@ features, as ViLBERT read an object detector's: a `RegionEncoder` (a CNN grid, c
 trained once to name the colour, shape and size of the object in each grid cell.
 `run_fusion_experiment` then trains each fusion family of `minivlm.fusion` under the same budget
 and reports its accuracy per kind of negative.
+
+Both trainings run on the course's one loop, `minivlm.train.train` (chapter 8): AdamW, a linear
+warm-up then a cosine decay, gradient clipping. Its model is an `Objective`, which wraps the
+encoder or the matcher and returns {"loss": ...}; the batch of step s is a function of
+(seed, s) only.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +35,8 @@ from .data import CaptionTokenizer, caption, make_scenes, render, scene_facts, t
 from .data.scenes import COLORS, SHAPES, SIZES, Scene, SceneFacts
 from .fusion import CoAttentionFusion, ConcatFusion, CrossAttentionFusion, LateFusion
 from .text import TextEmbedding
+from .train import TrainConfig, evaluating
+from .train import train as train_loop  # the course's one loop (chapter 8)
 from .vision import ConvStem
 
 NEGATIVE_KINDS = ("colour", "binding", "relation")
@@ -103,6 +111,35 @@ class RegionEncoder(nn.Module):
         )
 
 
+class Objective(nn.Module):
+    """What `minivlm.train.train` steps: forward(batch) -> {"loss": loss_fn(model, *batch)}.
+
+    The wrapped model keeps its own forward (the encoder still maps images to features, the
+    matcher still maps a pair to a logit); only training sees this view of it."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[..., torch.Tensor]):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: tuple) -> dict[str, torch.Tensor]:
+        return {"loss": self.loss_fn(self.model, *batch)}
+
+
+def loop_config(steps: int, lr: float, seed: int, progress: bool) -> TrainConfig:
+    """The schedule of both trainings here: warm up over the first tenth, cosine down to 0."""
+    return TrainConfig(
+        steps=steps, lr=lr, warmup=max(1, steps // 10), seed=seed, log_every=50, progress=progress
+    )
+
+
+def region_batch(images: torch.Tensor, labels: torch.Tensor, step: int, batch: int, seed: int):
+    """The batch of `step`: `batch` images drawn with replacement, a function of (seed, step).
+    Returns images (B, 3, S, S) and their cell labels (B, G*G, 3)."""
+    idx = torch.from_numpy(np.random.default_rng([seed, step]).integers(len(images), size=batch))
+    return images[idx], labels[idx]
+
+
 def train_region_encoder(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -110,27 +147,25 @@ def train_region_encoder(
     batch: int = 64,
     lr: float = 3e-3,
     seed: int = 0,
+    progress: bool = False,
 ) -> RegionEncoder:
-    """Supervised per-cell attributes; returns the encoder, frozen, in eval mode."""
+    """Supervised per-cell attributes; returns the encoder frozen (no gradients, eval mode)."""
     torch.manual_seed(seed)
     enc = RegionEncoder(images.shape[-1])
-    opt = torch.optim.AdamW(enc.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        idx = torch.randint(len(images), (batch,), generator=g)
-        loss = enc.loss(images[idx], labels[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return enc.eval().requires_grad_(False)
+    train_loop(
+        Objective(enc, RegionEncoder.loss),
+        lambda step: region_batch(images, labels, step, batch, seed),
+        loop_config(steps, lr, seed, progress),
+    )
+    return enc.requires_grad_(False).eval()  # frozen for good, as a detector's features are
 
 
-@torch.no_grad()
 def cell_accuracy(enc: RegionEncoder, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Fraction of occupied cells whose colour, shape and size are all named right."""
-    feats = enc(images)
-    pred = torch.stack([h(feats).argmax(-1) for h in enc.heads], dim=-1)  # (N, G*G, 3)
-    occupied = labels[..., 0] > 0
+    with evaluating(enc):
+        feats = enc(images)  # (N, G*G, D)
+        pred = torch.stack([h(feats).argmax(-1) for h in enc.heads], dim=-1)  # (N, G*G, 3)
+    occupied = labels[..., 0] > 0  # (N, G*G)
     return (pred == labels).all(-1)[occupied].float().mean().item()
 
 
@@ -145,11 +180,11 @@ class MatchingData:
     valid: dict[str, torch.Tensor]  # kind -> (N,) bool: the scene allows this edit
     regions: torch.Tensor | None = None  # (N, G*G, D) frozen region features, once computed
 
-    @torch.no_grad()
     def encode(self, enc: RegionEncoder, batch: int = 512) -> None:
-        self.regions = torch.cat(
-            [enc(self.images[i : i + batch]) for i in range(0, len(self.images), batch)]
-        )
+        with evaluating(enc):
+            self.regions = torch.cat(
+                [enc(self.images[i : i + batch]) for i in range(0, len(self.images), batch)]
+            )  # (N, G*G, D)
 
 
 def build_matching_data(
@@ -228,19 +263,19 @@ class MatchModel(nn.Module):
 TRAIN_TEXTS = ("positive", *NEGATIVE_KINDS, "other")
 
 
-def _batches(data: MatchingData, batch: int, rng: np.random.Generator):
-    """Endless batches of images, each with its caption and all its negatives: the three
-    minimal edits and an easy one, the caption of another image. Yields region features
-    (B, G*G, D), ids and masks (B, 5, T), and which texts are valid (B, 5)."""
+def ranking_batch(data: MatchingData, step: int, batch: int, seed: int):
+    """The batch of `step`, a function of (seed, step): `batch` distinct images, each with its
+    caption and all its negatives (the three minimal edits and an easy one, the caption of
+    another image). Returns region features (B, G*G, D), ids and masks (B, 5, T), and which
+    texts are valid (B, 5)."""
     n = data.images.shape[0]
-    while True:
-        idx = torch.from_numpy(rng.permutation(n)[:batch])
-        ids = torch.stack([data.ids[k][idx] for k in TRAIN_TEXTS], dim=1)  # (B, 5, T)
-        mask = torch.stack([data.masks[k][idx] for k in TRAIN_TEXTS], dim=1)
-        valid = torch.stack(
-            [data.valid.get(k, torch.ones(n, dtype=torch.bool))[idx] for k in TRAIN_TEXTS], 1
-        )
-        yield data.regions[idx], ids, mask, valid
+    idx = torch.from_numpy(np.random.default_rng([seed, step]).permutation(n)[:batch])
+    ids = torch.stack([data.ids[k][idx] for k in TRAIN_TEXTS], dim=1)  # (B, 5, T)
+    mask = torch.stack([data.masks[k][idx] for k in TRAIN_TEXTS], dim=1)  # (B, 5, T)
+    valid = torch.stack(
+        [data.valid.get(k, torch.ones(n, dtype=torch.bool))[idx] for k in TRAIN_TEXTS], 1
+    )  # (B, 5)
+    return data.regions[idx], ids, mask, valid
 
 
 def ranking_loss(model: MatchModel, regions, ids, mask, valid) -> torch.Tensor:
@@ -251,26 +286,24 @@ def ranking_loss(model: MatchModel, regions, ids, mask, valid) -> torch.Tensor:
     return F.cross_entropy(logits, torch.zeros(B, dtype=torch.long))
 
 
-@torch.no_grad()
 def evaluate(model: MatchModel, data: MatchingData, batch: int = 256) -> dict[str, float]:
     """Accuracy on each kind of negative: a pair counts as right when the true caption scores
-    higher than its edited twin (chance = 0.5)."""
-    model.eval()
+    higher than its edited twin (chance = 0.5). The model leaves in the mode it came in."""
     out = {}
     n = data.images.shape[0]
-    for kind in NEGATIVE_KINDS:
-        wins = []
-        for s in range(0, n, batch):
-            sl = slice(s, min(n, s + batch))
-            keep = data.valid[kind][sl]
-            if not keep.any():
-                continue
-            img = data.regions[sl][keep]
-            pos = model(img, data.ids["positive"][sl][keep], data.masks["positive"][sl][keep])
-            neg = model(img, data.ids[kind][sl][keep], data.masks[kind][sl][keep])
-            wins.append(pos > neg)
-        out[kind] = torch.cat(wins).float().mean().item()
-    model.train()
+    with evaluating(model):
+        for kind in NEGATIVE_KINDS:
+            wins = []
+            for s in range(0, n, batch):
+                sl = slice(s, min(n, s + batch))
+                keep = data.valid[kind][sl]  # (b,) scenes that allow this edit
+                if not keep.any():
+                    continue
+                img = data.regions[sl][keep]  # (b', G*G, D)
+                pos = model(img, data.ids["positive"][sl][keep], data.masks["positive"][sl][keep])
+                neg = model(img, data.ids[kind][sl][keep], data.masks[kind][sl][keep])
+                wins.append(pos > neg)  # (b',)
+            out[kind] = torch.cat(wins).float().mean().item()
     return out
 
 
@@ -283,24 +316,31 @@ def train_matcher(
     batch: int = 32,
     lr: float = 1e-3,
     seed: int = 0,
+    progress: bool = False,
 ) -> dict:
-    """Train one fusion family for `steps` steps on frozen regions, then evaluate it."""
+    """Train one fusion family for `steps` steps on frozen regions, then evaluate it.
+    Returns the family, seed, training seconds, last logged loss and accuracy per negative."""
     torch.manual_seed(seed)
     model = MatchModel(
-        family, vocab_size, d_region=train.regions.shape[-1], n_regions=train.regions.shape[1]
+        family,
+        vocab_size,
+        d_region=train.regions.shape[-1],
+        n_regions=train.regions.shape[1],
     )
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    batches = _batches(train, batch, np.random.default_rng(seed))
     t0 = time.perf_counter()
-    for _ in range(steps):
-        loss = ranking_loss(model, *next(batches))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    records = train_loop(
+        Objective(model, ranking_loss),
+        lambda step: ranking_batch(train, step, batch, seed),
+        loop_config(steps, lr, seed, progress),
+    )
     seconds = time.perf_counter() - t0
-    return {"family": family, "seed": seed, "seconds": seconds, **evaluate(model, test)}
+    return {
+        "family": family,
+        "seed": seed,
+        "seconds": seconds,
+        "loss": records[-1]["loss"],
+        **evaluate(model, test),
+    }
 
 
 def prepare_experiment(
@@ -318,11 +358,13 @@ def prepare_experiment(
 
 
 def run_fusion_experiment(
-    seeds=(0,), steps: int = 600, families=FAMILIES, **data_kw
+    seeds=(0,), steps: int = 600, families=FAMILIES, progress: bool = False, **data_kw
 ) -> tuple[list[dict], float]:
     """Every family x seed under one budget (same data, regions, steps, batch, learning rate)."""
     train, test, vocab, region_acc = prepare_experiment(**data_kw)
     results = [
-        train_matcher(f, train, test, vocab, steps=steps, seed=s) for s in seeds for f in families
+        train_matcher(f, train, test, vocab, steps=steps, seed=s, progress=progress)
+        for s in seeds
+        for f in families
     ]
     return results, region_acc

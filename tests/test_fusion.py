@@ -13,7 +13,18 @@ from minivlm.fusion import (
     LateFusion,
     TutorialViLBERT,
 )
-from minivlm.matching import NEGATIVE_KINDS, MatchModel, cell_labels, make_negative
+from minivlm.matching import (
+    NEGATIVE_KINDS,
+    MatchModel,
+    build_matching_data,
+    cell_accuracy,
+    cell_labels,
+    evaluate,
+    make_negative,
+    ranking_batch,
+    train_matcher,
+    train_region_encoder,
+)
 from minivlm.transformer import BertConfig, BertEncoder
 from minivlm.vision import ConvStem
 
@@ -163,3 +174,37 @@ def test_cell_labels_and_match_model_shapes():
 def test_bad_input_is_a_clear_error(call, err, words, pair):
     with pytest.raises(err, match=words):
         call(pair)
+
+
+@pytest.fixture
+def tiny_matching():
+    tok = CaptionTokenizer.shapes_world()
+    data = build_matching_data("train", 12, 32, tok, seed=0)
+    data.regions = torch.randn(12, 16, 8, generator=torch.Generator().manual_seed(0))
+    return data, len(tok)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_evaluate_restores_the_mode_it_found(training, tiny_matching):
+    data, vocab = tiny_matching
+    torch.manual_seed(0)
+    model = MatchModel("co-attention", vocab, d_region=8, d_model=16).train(training)
+    seen = []
+    model.register_forward_hook(lambda m, args, out: seen.append((m.training, out.requires_grad)))
+    scores = evaluate(model, data)
+    assert set(scores) == set(NEGATIVE_KINDS) and all(0 <= v <= 1 for v in scores.values())
+    assert seen and all(mode == (False, False) for mode in seen)  # eval mode, no gradients
+    assert all(m.training == training for m in model.modules())  # then back as it was
+
+
+def test_the_matching_trainings_use_the_one_loop_and_repeat_exactly(tiny_matching):
+    data, vocab = tiny_matching
+    torch.testing.assert_close(ranking_batch(data, 3, 4, seed=1), ranking_batch(data, 3, 4, seed=1))
+    assert not torch.equal(ranking_batch(data, 3, 4, 1)[1], ranking_batch(data, 4, 4, 1)[1])
+    runs = [train_matcher("late-product", data, data, vocab, steps=3, batch=4) for _ in range(2)]
+    assert runs[0]["loss"] == runs[1]["loss"] and runs[0]["binding"] == runs[1]["binding"]
+    encs = [train_region_encoder(data.images, data.labels, steps=2, batch=4) for _ in range(2)]
+    for a, b in zip(encs[0].state_dict().values(), encs[1].state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert not encs[0].training and not any(p.requires_grad for p in encs[0].parameters())
+    assert 0 <= cell_accuracy(encs[0], data.images, data.labels) <= 1
