@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with notebooks/sanitize.cfg
 
-.PHONY: install test lint unit notebooks book book-check lab bench capstone clean
+.PHONY: install test lint unit notebooks lowest book book-check lab bench capstone clean
 
 install: $(STAMP)
 
@@ -35,6 +35,27 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	$(PY) -m pytest notebooks $(NBVAL)
 
+# the lower bounds of pyproject.toml hold: a venv of its own with every direct dependency (and the
+# dev extra) at its oldest declared version, then lint, the unit tests and two chapter notebooks.
+# The venv is made anew whenever the bounds change, so nothing from an earlier set lingers.
+LOWEST := .venv-lowest
+LOWEST_PY := $(LOWEST)/bin/python
+LOWEST_STAMP := $(LOWEST)/.installed
+LOWEST_NOTEBOOKS := notebooks/02_self_attention.ipynb notebooks/03_transformer.ipynb
+
+$(LOWEST_STAMP): pyproject.toml constraints-lowest.txt
+	rm -rf $(LOWEST)
+	$(PYTHON) -m venv $(LOWEST)
+	$(LOWEST_PY) -m pip install --quiet --upgrade pip
+	$(LOWEST_PY) -m pip install --quiet -c constraints-lowest.txt -e '.[dev]'
+	$(LOWEST_PY) -m pip check
+	touch $(LOWEST_STAMP)
+
+lowest: $(LOWEST_STAMP)
+	$(LOWEST)/bin/ruff check minivlm tests bench book/_ext
+	$(LOWEST)/bin/ruff format --check minivlm tests bench book/_ext
+	$(LOWEST_PY) -m pytest tests $(LOWEST_NOTEBOOKS) --ignore=tests/browser $(NBVAL)
+
 # the site is built from notebooks/ as committed (outputs included, nothing re-executed)
 book: $(STAMP)
 	rm -rf book/notebooks && mkdir -p book/notebooks
@@ -59,4 +80,4 @@ bench: $(STAMP)
 	$(PY) bench/compile.py
 
 clean:
-	rm -rf $(VENV) book/_build .pytest_cache .ruff_cache .hypothesis runs
+	rm -rf $(VENV) $(LOWEST) book/_build .pytest_cache .ruff_cache .hypothesis runs

@@ -93,11 +93,11 @@ def cases(finished, coco, tmp_path):
     yield ["capstone", "--preset", "laptop"], "--preset: expected one of ci, cpu, lowcap, gpu, coco"
     yield ["capstone", "--seed", "x"], "arguments: expected the usage of"
     yield ["capstone", "--frobnicate"], "arguments: expected the usage of"
-    yield ["capstone", "--device", "tpu"], "device: expected auto or an available device"
+    yield ["capstone", "--device", "tpu"], "device: expected auto or a device this machine has"
     if not torch.cuda.is_available():
         yield (
             ["capstone", "--device", "cuda", *tiny],
-            "device: expected auto or an available device",
+            "device: expected auto or a device this machine has",
         )
     yield [*run, str(a_file), *tiny], "out: expected a folder for the runs, got"
     yield ["capstone", "--data", "imagenet"], "--data: expected shapes or coco:DIR"

@@ -3,11 +3,16 @@
 import re
 from pathlib import Path
 
-import tomllib
 import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser as a package (the dev extra brings it)
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+CONSTRAINTS_LOWEST = ROOT / "constraints-lowest.txt"
 
 
 def _min_python(spec: str) -> tuple[int, int]:
@@ -74,3 +79,43 @@ def test_every_chapter_in_the_readme_map_exists():
     assert linked, "the README's chapter map links no notebook"
     on_disk = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
     assert sorted(set(linked)) == on_disk
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _marker(marker: str | None) -> str:
+    return re.sub(r"\s+", " ", (marker or "").replace("'", '"')).strip()
+
+
+def test_lowest_constraints_pin_exactly_the_declared_lower_bounds():
+    # what `make lowest` tests is what pyproject.toml declares: every dependency of the package and
+    # of the dev extra, at its lower bound, with the same environment marker, and nothing else
+    declared = {}
+    for req in (
+        PYPROJECT["project"]["dependencies"] + PYPROJECT["project"]["optional-dependencies"]["dev"]
+    ):
+        m = re.fullmatch(
+            r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([^,;\s]+)[^;]*(?:;(.*))?", req.strip()
+        )
+        assert m, f"{req!r}: every dependency declares a lower bound (name>=version)"
+        declared[_canonical(m[1])] = (m[2], _marker(m[3]))
+    pinned = {}
+    for line in CONSTRAINTS_LOWEST.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^;\s]+)\s*(?:;(.*))?", line)
+        assert m, f"{line!r} in {CONSTRAINTS_LOWEST.name} is not name==version[; marker]"
+        assert _canonical(m[1]) not in pinned, f"{m[1]} is pinned twice"
+        pinned[_canonical(m[1])] = (m[2], _marker(m[3]))
+    assert pinned == declared
+
+
+def test_ci_tests_the_lower_bounds():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^lowest:", makefile, re.M)
+    assert CONSTRAINTS_LOWEST.name in makefile
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("make test") < ci.index("make lowest")
