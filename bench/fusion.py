@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from minivlm.files import atomic_write_text
 from minivlm.matching import FAMILIES, NEGATIVE_KINDS, run_fusion_experiment
 
 OUT = Path(__file__).parent / "results" / "fusion.json"
@@ -71,7 +72,7 @@ def main() -> None:
         "results": results,
         "total_seconds": total,
     }
-    OUT.write_text(json.dumps(report, indent=1))
+    atomic_write_text(OUT, json.dumps(report, indent=1))
     print(f"wrote {OUT}")
 
 
