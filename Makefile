@@ -78,6 +78,7 @@ bench: $(STAMP)
 	$(PY) bench/capstone.py
 	$(PY) bench/pretrain_probe.py
 	$(PY) bench/compile.py
+	$(PY) bench/resume.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) book/_build .pytest_cache .ruff_cache .hypothesis runs
