@@ -79,6 +79,7 @@ bench: $(STAMP)
 	$(PY) bench/pretrain_probe.py
 	$(PY) bench/compile.py
 	$(PY) bench/resume.py
+	$(PY) bench/report.py
 
 clean:
 	rm -rf $(VENV) $(LOWEST) book/_build .pytest_cache .ruff_cache .hypothesis runs
