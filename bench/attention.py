@@ -4,6 +4,8 @@ Both stacks hold identical weights (copied) and see the same batch with a paddin
 are interleaved (A, B, A, B, ...) so that the noise of a shared machine hits both alike; the
 median of each is reported. The goal: minivlm with the fast path at most 1.1x the reference.
 The from-scratch path (fast=False, the maths written out) is timed too, for its cost.
+Writes bench/results/attention.json: one row {size, batch, tokens, d_model, heads, layers,
+reference_ms, fast_ms, fast_ratio, scratch_ms, scratch_ratio} per size (medians).
 
 Run: python bench/attention.py [--rounds 30] [--threads N]
 """
@@ -12,12 +14,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-from minivlm.transformer import Encoder
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import command, write_results  # noqa: E402
+from minivlm.transformer import Encoder  # noqa: E402
 
 # (name, d_model, heads, layers, batch, tokens): the capstone's size, and one larger
 SIZES = [
@@ -50,6 +58,7 @@ def main() -> None:
         "ratio",
     )
     print("{:>9} {:>20} {:>13} {:>9} {:>6} {:>11} {:>6}".format(*header))
+    results = []
     for name, d, h, n_layers, B, T in SIZES:
         torch.manual_seed(0)
         layer = nn.TransformerEncoderLayer(
@@ -84,6 +93,12 @@ def main() -> None:
             f"{name:>9} {shape:>20} {med['ref']:>13.2f} {med['fast']:>9.2f} {ratio_fast:>5.2f}x "
             f"{med['scratch']:>11.2f} {ratio_scratch:>5.2f}x"
         )
+        results.append({
+            "size": name, "batch": B, "tokens": T, "d_model": d, "heads": h, "layers": n_layers,
+            "reference_ms": med["ref"], "fast_ms": med["fast"], "fast_ratio": ratio_fast,
+            "scratch_ms": med["scratch"], "scratch_ratio": ratio_scratch,
+        })  # fmt: skip
+    write_results("attention", command("attention.py", args), results, rounds=args.rounds)
 
 
 if __name__ == "__main__":

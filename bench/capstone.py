@@ -40,7 +40,6 @@ import copy
 import json
 import platform
 import statistics
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -51,6 +50,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import commit  # noqa: E402
 from minivlm.capstone import (  # noqa: E402
     Batches,
     Captioner,
@@ -82,16 +82,6 @@ ORDER_RESULTS = RESULTS.with_name("lowcap_order.json")  # the order diagnostic, 
 
 def load(path: Path = RESULTS) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"runs": []}
-
-
-def commit() -> str:
-    """The code a row was measured with (git's short hash; "unknown" outside a checkout)."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                             capture_output=True, check=True)  # fmt: skip
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def record(key: str, r: RunResult, path: Path = RESULTS, **info) -> dict:

@@ -5,6 +5,8 @@
 Trains the cpu preset's captioner (stage 2 only, 2,000 captioned scenes) for --steps steps,
 eager and then compiled, from the same seed, and prints for each: the total time (compilation
 included) and the time per step over the last 100 steps, when compilation is long done.
+Writes bench/results/compile.json: {eager_total_s, compiled_total_s, eager_ms_per_step,
+compiled_ms_per_step, ratio (eager / compiled per step: above 1, compiling pays), steps, ...}.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import command, write_results  # noqa: E402
 from minivlm.capstone import Batches, Captioner, Pretrainer, preset, stage_config  # noqa: E402
 from minivlm.data import CaptionTokenizer, ShapesCaptions  # noqa: E402
 from minivlm.train import train  # noqa: E402
@@ -37,7 +40,7 @@ def main() -> None:
     cfg = preset("cpu", progress=False, device=args.device)
     tok = CaptionTokenizer.shapes_world()
     data = ShapesCaptions("train", 2000, size=cfg.model.image_size, seed=100)
-    times = {}
+    times, totals, losses = {}, {}, {}
     for compiled in (False, True):
         torch.manual_seed(0)
         pre = Pretrainer(cfg.model, cfg.schedule, tok)
@@ -49,7 +52,7 @@ def main() -> None:
         total = time.perf_counter() - t0
         at = {r["step"]: r["time"] for r in log if "time" in r}
         per_step = (at[args.steps] - at[args.steps - 100]) / 100
-        times[compiled] = per_step
+        times[compiled], totals[compiled], losses[compiled] = per_step, total, log[-1]["loss"]
         print(
             f"{'compiled' if compiled else 'eager':>8}: {total:6.1f} s in all, "
             f"{1000 * per_step:5.1f} ms/step over steps {args.steps - 100}-{args.steps}, "
@@ -57,6 +60,13 @@ def main() -> None:
             flush=True,
         )
     print(f"steady-state speed-up from torch.compile: {times[False] / times[True]:.2f}x")
+    results = {
+        "eager_total_s": totals[False], "compiled_total_s": totals[True],
+        "eager_ms_per_step": 1000 * times[False], "compiled_ms_per_step": 1000 * times[True],
+        "ratio": times[False] / times[True], "steps": args.steps, "timed_steps": 100,
+        "eager_final_loss": losses[False], "compiled_final_loss": losses[True],
+    }  # fmt: skip
+    write_results("compile", command("compile.py", args), results, device=args.device)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,28 @@
 """Largest absolute differences between minivlm and each reference implementation (issue 4, 5).
 
 Prints one line per reference: the same weights in both, the same inputs (with padding), and
-the largest |ours - reference| over the outputs that carry meaning (real tokens).
+the largest |ours - reference| over the outputs that carry meaning (real tokens). Writes
+bench/results/parity.json: one row {reference, max_abs_diff} per line printed.
 
 Run: python bench/parity.py
 """
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minivlm.attention import MultiHeadAttention, scaled_dot_product_attention
-from minivlm.transformer import Encoder, EncoderBlock, load_minilm, minilm_folder
-from minivlm.vision import ViT
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import command, write_results  # noqa: E402
+from minivlm.attention import MultiHeadAttention, scaled_dot_product_attention  # noqa: E402
+from minivlm.transformer import Encoder, EncoderBlock, load_minilm, minilm_folder  # noqa: E402
+from minivlm.vision import ViT  # noqa: E402
 
 
 def main() -> None:
@@ -99,6 +107,8 @@ def main() -> None:
     width = max(len(name) for name, _ in rows)
     for name, diff in rows:
         print(f"{name:<{width}}  max |diff| = {float(diff):.2e}")
+    results = [{"reference": name, "max_abs_diff": float(diff)} for name, diff in rows]
+    write_results("parity", command("parity.py"), results)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,57 @@
+"""What every bench script shares: the commit it measured, and writing bench/results/<name>.json.
+
+A results file holds `command` (the command line that reproduces it), `machine`, `torch`,
+`threads`, `commit`, any settings the script passes, and `results`: the figures, raw (not
+rounded), as a list of rows or one dict, so bench/report.py can render a table from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from minivlm.files import atomic_write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def commit() -> str:
+    """The code a figure was measured with (git's short hash; "unknown" outside a checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                             capture_output=True, check=True)  # fmt: skip
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def command(script: str, args: argparse.Namespace | None = None) -> str:
+    """The command line that reproduces a run: `python bench/<script>` and every option's value."""
+    parts = [f"python bench/{script}"]
+    for key, value in vars(args or argparse.Namespace()).items():
+        value = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+        parts.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(parts)
+
+
+def write_results(name: str, cmd: str, results: list | dict, **settings) -> Path:
+    """Write bench/results/<name>.json atomically; `threads` is torch's thread count right now."""
+    report = {
+        "command": cmd,
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "commit": commit(),
+        **settings,
+        "results": results,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = atomic_write_text(RESULTS / f"{name}.json", json.dumps(report, indent=1))
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path

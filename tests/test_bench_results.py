@@ -1,0 +1,50 @@
+"""The results files of the print-and-write bench scripts hold what bench/report.py renders.
+
+Cheap: reads the committed bench/results/<name>.json files, never runs a bench. A file that is
+not there yet (its bench not run on this checkout) is skipped.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results"
+META = {"command": str, "machine": str, "torch": str, "threads": int, "commit": str}
+
+# every results file that bench/common.write_results writes, and the keys of one figure
+FIGURES = {
+    "data": {"size", "images_per_s"},
+    "parity": {"reference", "max_abs_diff"},
+    "attention": {"size", "reference_ms", "fast_ms", "fast_ratio", "scratch_ms", "scratch_ratio"},
+    "decode": {"batch", "length", "cache_ms", "recompute_ms", "speedup", "run"},
+    "compile": {
+        "eager_total_s",
+        "compiled_total_s",
+        "eager_ms_per_step",
+        "compiled_ms_per_step",
+        "ratio",
+        "steps",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_results_file_has_its_metadata_and_figures(name):
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        pytest.skip(f"{path.name} not written yet (python bench/{name}.py)")
+    report = json.loads(path.read_text())
+    for key, kind in META.items():
+        assert isinstance(report.get(key), kind), f"{path.name}: {key!r} missing or not {kind}"
+    assert report["command"].startswith(f"python bench/{name}.py")
+    assert report["threads"] >= 1 and report["commit"]
+    figures = report.get("results")
+    assert isinstance(figures, list | dict) and figures, f"{path.name}: no figures"
+    rows = figures if isinstance(figures, list) else [figures]
+    for row in rows:
+        assert FIGURES[name] <= row.keys(), f"{path.name}: a row lacks {FIGURES[name] - row.keys()}"
+        numbers = [
+            v for k, v in row.items() if k in FIGURES[name] and k not in ("size", "reference")
+        ]
+        assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers)
