@@ -11,57 +11,29 @@ quotes a figure can never drift from the measurement. The site's Results page
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import tables  # noqa: E402
+from bench.machinery import machinery_sections  # noqa: E402
+from bench.tables import groups, ms, per_seed, span, table  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 REPORT = ROOT / "bench" / "RESULTS.md"
 README = ROOT / "README.md"
-BEGIN, END = "<!-- results: begin (python bench/report.py) -->", "<!-- results: end -->"
 
 
 def load(name: str) -> dict | None:
-    path = RESULTS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return tables.load(name, RESULTS)  # RESULTS read at call time: the tests point it elsewhere
 
 
-def ms(values: Iterable[float], digits: int = 3) -> str:
-    """Mean ± sample standard deviation (the mean alone for one value)."""
-    v = list(values)
-    if len(v) == 1:
-        return f"{v[0]:.{digits}f}"
-    return f"{statistics.mean(v):.{digits}f} ± {statistics.stdev(v):.{digits}f}"
-
-
-def span(values: Iterable[float], fmt: str = ",.0f") -> str:
-    """The range of some figures, such as wall times: '583-708'."""
-    v = sorted(values)
-    lo, hi = format(v[0], fmt), format(v[-1], fmt)
-    return lo if lo == hi else f"{lo}-{hi}"
-
-
-def per_seed(rows: list[dict], get: Callable[[dict], float], digits: int = 3) -> str:
-    return " / ".join(f"{get(r):.{digits}f}" for r in rows)
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in rows)])
+BEGIN, END = "<!-- results: begin (python bench/report.py) -->", "<!-- results: end -->"
 
 
 # --- the capstone (bench/capstone.py) -------------------------------------------------------
-
-
-def groups(db: dict) -> dict[str, list[dict]]:
-    """Rows by key without the seed ('cpu/pretrained'), each sorted by seed."""
-    out: dict[str, list[dict]] = {}
-    for row in db["runs"]:
-        out.setdefault(row["key"].rsplit("/seed", 1)[0], []).append(row)
-    return {k: sorted(v, key=lambda r: r["seed"]) for k, v in out.items()}
 
 
 def exact(rows: list[dict], split: str = "test") -> str:
@@ -369,6 +341,7 @@ def results_md() -> str:
         order_section(load("lowcap_order")),
         probe_section(load("pretrain_probe")),
         fusion_section(load("fusion")),
+        machinery_sections(load),
         earlier_section(db),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
