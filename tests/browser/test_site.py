@@ -1,13 +1,16 @@
 """The Jupyter Book site in a real browser: every page loads cleanly, offline (issue 3).
 
 For each page: no console errors, no failed requests, no request outside 127.0.0.1, every image
-loaded, all maths typeset by the MathJax that ships with the site. The sidebar and the "next"
-buttons reach every chapter. A screenshot of each page goes to book/_build/screenshots/.
+loaded, all maths typeset by the MathJax that ships with the site. Each chapter page shows the
+diagrams (notebooks/figures/*.svg) its notebook refers to, loaded and with alt text. The sidebar
+and the "next" buttons reach every chapter. A screenshot of each page goes to book/_build/screenshots/.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 import pytest
@@ -90,6 +93,32 @@ def test_chapter_pages_show_the_stored_outputs(browser, site_url, notebook):
     assert pg.locator(".cell_output img").count() == figures
     assert last_text in pg.inner_text("main")  # printed text is shown as stored
     pg.close()
+
+
+# every SVG on the page (made eager, in case it is lazy), with its natural width and alt text
+_SVG_IMAGES = """async () => {
+    const svgs = Array.from(document.images)
+        .filter(i => new URL(i.src, location.href).pathname.endsWith(".svg"));
+    await Promise.all(svgs.map(i => { i.loading = "eager"; return i.decode().catch(() => null); }));
+    return svgs.map(i => ({src: i.src, width: i.naturalWidth, alt: (i.getAttribute("alt") || "").trim()}));
+}"""
+
+
+@pytest.mark.parametrize("notebook", sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")))
+def test_chapter_diagrams_load_with_alt_text(browser, site_url, notebook):
+    cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
+    markdown = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    referred = {PurePosixPath(p).name for p in re.findall(r"figures/[\w.-]+\.svg", markdown)}
+    pg = browser.new_page()
+    pg.goto(f"{site_url}/notebooks/{notebook}.html", wait_until="load")
+    svgs = pg.evaluate(_SVG_IMAGES)
+    pg.close()
+    broken = [i["src"] for i in svgs if not i["width"] > 0]
+    assert not broken, f"{notebook}: SVG images not loaded: {broken}"
+    no_alt = [i["src"] for i in svgs if not i["alt"]]
+    assert not no_alt, f"{notebook}: SVG images without alt text: {no_alt}"
+    shown = {PurePosixPath(urlparse(i["src"]).path).name for i in svgs}
+    assert referred <= shown, f"{notebook}: diagrams not on the page: {sorted(referred - shown)}"
 
 
 def test_navigation_reaches_every_chapter(browser, site_url):
