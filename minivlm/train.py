@@ -385,8 +385,7 @@ def plot_losses(records: list[dict], ax=None, keys: tuple[str, ...] = ("loss",))
     for key in keys:
         rows = [r for r in train_rows if key in r]
         ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=key)
-    ax.set_xlabel("step")
-    ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel="loss (log scale)", yscale="log")
     ax.legend()
     return ax
 

@@ -33,17 +33,34 @@ def word_attention(
     return words, maps[: len(words)]
 
 
-def plot_word_attention(image: torch.Tensor, words: list[str], maps: torch.Tensor, axes=None):
-    """The image, then one panel per word with its attention map laid over the image, on one
-    colour scale (the bar on the right: the share of the word's attention in each cell)."""
+def panel_grid(n: int, cols: int = 5, size: float = 2.0, figure=None):
+    """n square panels in rows of at most `cols` (so none is narrower than about 150 px at
+    the site's width); returns the figure and the n axes, with the spare ones of the last row
+    hidden. `figure`: draw into this matplotlib Figure instead of a new pyplot one."""
+    import math
+
     import matplotlib.pyplot as plt
 
-    n = len(words) + 1
+    rows, cols = math.ceil(n / cols), min(n, cols)
+    shape = (size * cols + 0.8, size * rows + 0.3 * rows)
+    fig = figure if figure is not None else plt.figure(figsize=shape, layout="constrained")
+    if figure is not None:
+        fig.set_size_inches(*shape)
+    axes = fig.subplots(rows, cols, squeeze=False).flatten()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def plot_word_attention(image: torch.Tensor, words: list[str], maps: torch.Tensor, axes=None):
+    """The image, then one panel per word with its attention map laid over the image, on one
+    colour scale (the bar on the right: the share of the word's attention in each cell).
+    Without `axes`, the panels are laid out in rows by `panel_grid`."""
     if axes is None:
-        _, axes = plt.subplots(1, n, figsize=(1.4 * n, 1.6))
+        _, axes = panel_grid(len(words) + 1)
     pixels = unnormalize(image)
     axes[0].imshow(pixels)
-    axes[0].set_title("image", fontsize=8)
+    axes[0].set_title("image", fontsize=9)
     size, top = pixels.shape[0], float(maps.max()) if len(maps) else 1.0
     shown = None
     for ax, word, m in zip(axes[1:], words, maps, strict=False):
@@ -51,10 +68,11 @@ def plot_word_attention(image: torch.Tensor, words: list[str], maps: torch.Tenso
         shown = ax.imshow(
             m.cpu().numpy(), cmap="magma", alpha=0.6, extent=(0, size, size, 0), vmin=0, vmax=top
         )
-        ax.set_title(word, fontsize=8)
+        ax.set_title(word, fontsize=9)
     for ax in axes:
         ax.axis("off")
     if shown is not None:
-        bar = axes[0].figure.colorbar(shown, ax=list(axes), fraction=0.02, pad=0.01)
-        bar.ax.tick_params(labelsize=6)
+        bar = axes[0].figure.colorbar(shown, ax=list(axes), fraction=0.03, pad=0.02)
+        bar.set_label("share of the word's attention", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     return axes

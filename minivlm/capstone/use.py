@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from ..data import CaptionTokenizer, parse, render, scene_from_facts, to_tensor
 from ..data.images import load_image
 from ..errors import InputError
-from ..viz import plot_word_attention, word_attention
+from ..viz import panel_grid, plot_word_attention, word_attention
 from .config import CapstoneConfig, CocoData, ModelConfig, Schedule, ShapesData
 from .evaluation import caption_images
 from .model import Captioner
@@ -81,8 +81,8 @@ class TrainedCaptioner:
 
         x = to_tensor(image)[0]  # (3, S, S)
         words, maps = word_attention(self.captioner, x, self.tok)
-        fig = Figure(figsize=(1.6 * (len(words) + 1) + 0.6, 2.0), layout="constrained")
-        plot_word_attention(x, words, maps, axes=np.atleast_1d(fig.subplots(1, len(words) + 1)))
+        fig, axes = panel_grid(len(words) + 1, figure=Figure(layout="constrained"))
+        plot_word_attention(x, words, maps, axes=axes)
         fig.savefig(path, dpi=120)
         return words
 
