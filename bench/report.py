@@ -175,6 +175,22 @@ def encoders_section(g: dict[str, list[dict]]) -> str:
                      span(x["time"]["train"] for x in r)])  # fmt: skip
     if not rows:
         return ""
+    times = {n: max(x["time"]["train"] for x in g.get(f"encoders/{n}", [])) for n in ENCODERS}
+    base = min(x["time"]["train"] for x in g["encoders/two_pathway"])
+    longer = [ENCODERS[n] for n in ("cnn", "vit") if times.get(n, 0) > base]
+    note = (
+        f"The {' and the '.join(longer)} arms ran while other work shared the machine, so "
+        "their steps, fixed from the step times measured before, took longer than planned: "
+        "they had more wall time than the two-pathway arm, not less. "
+        if longer
+        else ""
+    )
+    rows_text = (
+        note + "In these runs, keeping colour and shape in separate tokens is what lets the "
+        "decoder name colour-shape pairs it never saw. With one token per cell, the CNN grid "
+        "learns the seen pairs (on one seed of two) but names few of the held-out ones, and "
+        "the ViT's patches learn little of either within this budget."
+    )
     return "\n\n".join(
         [
             "### What the image encoder's inductive bias buys",
@@ -194,6 +210,7 @@ def encoders_section(g: dict[str, list[dict]]) -> str:
                 ],
                 rows,
             ),  # fmt: skip
+            rows_text,
         ]
     )
 
