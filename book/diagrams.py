@@ -1,4 +1,4 @@
-"""The schematic diagram of each chapter 1 to 8, drawn by code (one function per diagram).
+"""The schematic diagram of each chapter 1 to 8 (and 7b), drawn by code (one function each).
 
 Rerun after changing a drawing (or the code it depicts), from the repository root with the
 project's Python (.venv/bin/python; the drawings read facts from minivlm):
@@ -15,9 +15,10 @@ checks that the committed SVGs are what this file draws. The SVGs keep their tex
 (svg.fonttype "none") and carry no date, so the same code writes the same bytes.
 
 The facts drawn come from the package where they are data (the tokenizer's ids, the held-out
-colour-shape pairs, the colours); the names in the boxes are those of the modules each chapter
-imports (minivlm/data, attention.py, transformer.py, vision.py, text.py, fusion.py,
-objectives.py, captioner.py, capstone/).
+colour-shape pairs, the colours, what the parser and the metrics make of a caption); the names
+in the boxes are those of the modules each chapter imports (minivlm/data, attention.py,
+transformer.py, vision.py, text.py, fusion.py, objectives.py, captioner.py, metrics.py,
+capstone/).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Circle, FancyBboxPatch, Polygon, Rectangle  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from minivlm.data import COLORS, HELD_OUT_PAIRS, CaptionTokenizer  # noqa: E402
+from minivlm.data import COLORS, HELD_OUT_PAIRS, CaptionTokenizer, parse  # noqa: E402
 from minivlm.data.scenes import BACKGROUND  # noqa: E402
+from minivlm.metrics import fact_hits, lcs_length, ngrams  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parents[1] / "notebooks" / "figures"
 WIDTH = 7.5  # inches: the site's content width at 100 px an inch
@@ -694,6 +696,65 @@ def captioning() -> Canvas:
     return c
 
 
+# --- chapter 7b: scoring captions -----------------------------------------------------------
+
+
+def caption_metrics() -> Canvas:
+    """Chapter 7b: n-gram metrics against the references; grounded accuracy against the scene."""
+    c = Canvas(5.3)
+    ref, cand = "a small red circle", "a small blue circle"  # one colour off
+    said, truth = parse(cand), parse(ref)
+    hits = fact_hits(said, truth)
+    r1, c1 = ngrams(ref.split(), 1), ngrams(cand.split(), 1)
+    clipped = sum(min(k, r1[g]) for g, k in c1.items())
+    lcs = lcs_length(ref.split(), cand.split())
+
+    refs = c.box(1.2, 4.8, 2.0, 0.62, f"“{ref}”", title="references (1 or more)", kind="text")
+    hyp = c.box(3.6, 4.8, 2.0, 0.62, f"“{cand}”", title="candidate", kind="text")
+    pic = c.scene(6.35, 4.4, 0.8, [("circle", "red", 0.5, 0.5)])
+    c.label(6.2, 4.8, "the image,\nits scene", ha="right")
+
+    # the n-gram metrics: words shared with the references
+    c.panel(0.1, 0.1, 4.35, 3.95, "n-gram metrics: words shared")
+    c.arrow(refs.bottom, (1.2, 3.95))
+    c.arrow(hyp.at("bottom", -0.6), (3.0, 3.95))
+    rows = (
+        ("BLEU-n", "clipped n-gram precision pₙ,\ngeometric mean over n,\n× brevity penalty",
+         f"p₁ = {clipped}/{sum(c1.values())}: “blue” is in\nno reference"),
+        ("ROUGE-L", "longest common\nsubsequence (LCS),\nF-measure, β = 1.2",
+         f"LCS = “a small circle”:\n{lcs} words in order"),
+        ("CIDEr-D", "tf-idf n-gram vectors,\ncosine with each reference,\naveraged over n = 1..4",
+         "“a” is in every caption:\nidf weight 0"),
+    )  # fmt: skip
+    for i, (name, how, example) in enumerate(rows):
+        y = 3.05 - i * 1.0
+        c.box(1.35, y, 2.3, 0.82, how, title=name, kind="op")
+        c.label(2.62, y, example, ha="left")
+    c.label(2.22, 0.33, "scores the wording: a false caption can\nbeat a true paraphrase",
+            style="italic")  # fmt: skip
+
+    # grounded accuracy: what the caption says, checked against the scene
+    c.panel(4.45, 0.1, 7.4, 3.95, "grounded accuracy")
+
+    def facts(f) -> str:
+        size, colour, shape = f.objects[0]
+        return f"{f.count} object:\n{size}, {colour},\n{shape}"
+
+    got = c.box(5.22, 2.85, 1.34, 0.9, facts(said), title="parse()", kind="text")
+    real = c.box(6.7, 2.85, 1.2, 0.9, facts(truth), title="scene_facts()", kind="image")
+    c.arrow(hyp.at("bottom", 0.6), got.top)
+    c.arrow(pic.bottom, real.top)
+    keys = ("count", "size", "colour", "shape")
+    right = "  ".join(f"{k} ✓" for k in keys if hits[k])
+    wrong = "  ".join(f"{k} ✗" for k in keys if not hits[k])
+    verdict = c.box(5.92, 1.45, 2.7, 0.82, f"{right}\n{wrong} → caption false",
+                    title="compare fact by fact", kind="loss")  # fmt: skip
+    c.arrow(got.bottom, verdict.at("top", got.x - verdict.x))
+    c.arrow(real.bottom, verdict.at("top", real.x - verdict.x))
+    c.label(5.92, 0.5, "grounded = the fraction of captions\nwhose every fact is true")
+    return c
+
+
 # --- chapter 8: the capstone ----------------------------------------------------------------
 
 
@@ -760,6 +821,7 @@ DIAGRAMS: dict[str, Callable[[], Canvas]] = {
     "05_fusion.svg": fusion,
     "06_pretraining.svg": pretraining,
     "07_captioning.svg": captioning,
+    "07b_caption_metrics.svg": caption_metrics,
     "08_pipeline.svg": pipeline,
 }
 

@@ -1,4 +1,4 @@
-"""Caption and retrieval metrics, written from their definitions (chapter 7).
+"""Caption and retrieval metrics, written from their definitions (chapter 7b).
 
 Captions come in as dicts image_id -> list of pre-tokenised strings (words separated by spaces),
 one candidate per image and one or more references, the format of the COCO caption evaluation

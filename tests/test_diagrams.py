@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "notebooks" / "figures"
 SVG_NS = "{http://www.w3.org/2000/svg}"
-# the file names other pages use: one diagram per chapter 1 to 8
+# the file names other pages use: one diagram per chapter 1 to 8, and one for chapter 7b
 NAMES = [
     "01_shapes_world.svg",
     "02_attention.svg",
@@ -30,6 +30,7 @@ NAMES = [
     "05_fusion.svg",
     "06_pretraining.svg",
     "07_captioning.svg",
+    "07b_caption_metrics.svg",
     "08_pipeline.svg",
 ]
 # a markdown image ![alt](figures/x.svg "title") or an HTML <img> naming figures/x.svg
@@ -136,9 +137,9 @@ def test_every_figure_a_notebook_refers_to_exists_and_has_alt_text():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_chapter_shows_its_diagram(name):
-    chapter = name[:2]
+    chapter = name.split("_")[0]  # "07" for 07_captioning.svg, "07b" for 07b_caption_metrics.svg
     shown_in = {nb for nb, alt, path in _references() if Path(path).name == name and alt.strip()}
-    assert any(nb.startswith(chapter) for nb in shown_in), (
+    assert any(nb.startswith(f"{chapter}_") for nb in shown_in), (
         f"no chapter {chapter} notebook shows figures/{name} (with alt text); shown in "
         f"{sorted(shown_in) or 'none'}"
     )

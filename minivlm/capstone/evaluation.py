@@ -1,7 +1,7 @@
 """Scoring the capstone's models (chapter 8).
 
 * `caption_images`: greedy (or beam) captions of uint8 images, a batch at a time.
-* `evaluate`: a shapes-world split's exact match and grounded accuracy (chapter 7: the parser
+* `evaluate`: a shapes-world split's exact match and grounded accuracy (chapter 7b: the parser
   reads the caption back and every fact must be right), plus BLEU, ROUGE-L and CIDEr-D.
 * `evaluate_refs`: BLEU and CIDEr-D against several reference captions (COCO's val split).
 * `retrieval_scores`: stage 1's text<->image recall; `attribute_probe`: what the multimodal
