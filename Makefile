@@ -80,6 +80,7 @@ bench: $(STAMP)
 	$(PY) bench/pretrain_probe.py
 	$(PY) bench/compile.py
 	$(PY) bench/resume.py
+	$(PY) bench/throughput.py
 	$(PY) bench/report.py
 
 clean:

@@ -1,5 +1,6 @@
 """The report's sections on the course's machinery (bench/report.py): data rendering speed,
-parity with reference implementations, attention and decoding speed, torch.compile.
+parity with reference implementations, attention and decoding speed, torch.compile, and the
+share of the CPU's matmul peak that a capstone training step reaches.
 
 Each section reads one file written by its bench script through bench/common.py, and is left
 out while that file does not exist yet.
@@ -87,9 +88,23 @@ def compile_section(r: dict) -> str:
     ])  # fmt: skip
 
 
+def throughput_section(r: dict) -> str:
+    rows = [[x["stage"], f"{x['gflop_per_step']:.2f}", f"{x['step_ms']:.1f} ms",
+             f"{x['gflops']:.1f}", f"{x['peak_gflops']:.1f}", f"{x['share']:.0%}"]
+            for x in r["results"]]  # fmt: skip
+    return "\n\n".join([
+        "### How much of the CPU a training step uses (chapter 8)",
+        f"{_source(r)}: the floating-point operations of one training step of each stage of the "
+        f"{r['preset']} preset, counted by torch's `FlopCounterMode`, over the measured step "
+        "time, against the peak of a 1024 × 1024 fp32 matmul timed around that stage.",
+        table(["stage", "GFLOP per step", "step", "GFLOP/s", "matmul peak GFLOP/s",
+               "share of the peak"], rows),  # fmt: skip
+    ])  # fmt: skip
+
+
 SECTIONS: dict[str, Callable[[dict], str]] = {
     "data": data_section, "parity": parity_section, "attention": attention_section,
-    "decode": decode_section, "compile": compile_section,
+    "decode": decode_section, "compile": compile_section, "throughput": throughput_section,
 }  # fmt: skip
 
 

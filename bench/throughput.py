@@ -1,0 +1,97 @@
+"""How much of this CPU's fp32 matmul peak a capstone training step uses (chapter 8).
+
+    python bench/throughput.py [--preset cpu] [--steps 30] [--threads 0]
+
+For each stage of the preset (stage 1's pretraining step, stage 2's caption step), counts the
+floating-point operations of one training step (forward and backward) with torch's
+`FlopCounterMode`, times the step over --steps steps of the course's own loop (after 10 warm-up
+steps, as bench/capstone.py's `step_seconds` does), and divides the achieved GFLOP/s by the
+peak of a 1024 x 1024 fp32 matmul timed just before and after that stage. A small model
+spends its time in small matmuls, elementwise ops and the optimizer, so the share is well
+below 1; raising it is how a run trains more in the same wall time.
+
+Writes bench/results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.capstone import step_seconds  # noqa: E402
+from bench.common import command, write_results  # noqa: E402
+from minivlm.capstone import Batches, Captioner, Pretrainer, datasets, override, preset  # noqa: E402
+from minivlm.capstone.stages import stage_config, stage_seed  # noqa: E402
+from minivlm.data import CaptionTokenizer  # noqa: E402
+from minivlm.train import train  # noqa: E402
+
+STAGES = ("pretrain", "caption")
+
+
+def matmul_peak(n: int = 1024, repeats: int = 20) -> float:
+    """GFLOP/s of an n x n fp32 matmul: 2 n^3 operations in the fastest of `repeats` (a peak
+    is the best the machine does; a shared machine's load only slows some repeats)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b  # warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / min(times) / 1e9
+
+
+def step_flops(cfg, data: dict, key: str) -> float:
+    """Floating-point operations of one training step of a stage (forward + backward)."""
+    tok = CaptionTokenizer.shapes_world()
+    torch.manual_seed(0)
+    model = Pretrainer(cfg.model, cfg.schedule, tok)
+    if key == "caption":
+        model = Captioner.from_pretrainer(model, cfg.schedule.colour_noise)
+    pairs = data["alt" if key == "pretrain" else "captioned"]
+    batches = Batches(pairs, tok, cfg.schedule.batch, stage_seed(cfg, key))
+    train(model, batches, replace(stage_config(cfg, key, 1), log_every=0))  # allocators warm
+    with FlopCounterMode(display=False) as counter:
+        train(model, batches, replace(stage_config(cfg, key, 1), log_every=0))
+    return float(counter.get_total_flops())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--preset", default="cpu")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = preset(args.preset, progress=False)
+    data = datasets(override(cfg, n_alt=2_000, n_captioned=2_000, n_test=10, n_comp=10))
+    rows = []
+    for key in STAGES:
+        flops = step_flops(cfg, data, key)
+        before = matmul_peak()
+        seconds = step_seconds(cfg, data, key, args.steps)
+        peak = max(before, matmul_peak())  # timed around the stage, in the same run
+        achieved = flops / seconds / 1e9
+        share = achieved / peak
+        rows.append({"stage": key, "gflop_per_step": flops / 1e9, "step_ms": 1e3 * seconds,
+                     "gflops": achieved, "peak_gflops": peak, "share": share})  # fmt: skip
+        print(f"{key:>8}: {flops / 1e9:6.2f} GFLOP per step in {1e3 * seconds:6.1f} ms = "
+              f"{achieved:6.1f} GFLOP/s, {share:.0%} of the matmul peak", flush=True)  # fmt: skip
+    print(f"fp32 matmul peak (1024 x 1024): {max(r['peak_gflops'] for r in rows):.1f} GFLOP/s, "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    write_results("throughput", command("throughput.py", args), rows, preset=args.preset)
+
+
+if __name__ == "__main__":
+    main()
