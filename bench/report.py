@@ -338,6 +338,25 @@ def fusion_section(f: dict | None) -> str:
     ])  # fmt: skip
 
 
+# --- the chapters (bench/chapters.py) ------------------------------------------------------
+
+
+def chapters_section(c: dict | None) -> str:
+    if c is None:
+        return ""
+    rows = [[x["notebook"], f"{x['words']:,}", str(x["code_lines"]), f"{x['run_seconds']:.0f} s"]
+            for x in c["results"]]  # fmt: skip
+    total = sum(x["run_seconds"] for x in c["results"])
+    return "\n\n".join([
+        "## The chapters",
+        f"`{c['command']}` ({c['machine']}, torch {c['torch']}): each notebook executed top to "
+        f"bottom in a fresh kernel, one after the other; {total / 60:.0f} minutes in all. Words "
+        "of prose and lines of code (without blank lines and comments) are what a learner "
+        "reads; each chapter's opening states the time to read and run it.",
+        table(["notebook", "words", "code lines", "run time"], rows),
+    ])  # fmt: skip
+
+
 # --- the whole report ------------------------------------------------------------------------
 
 
@@ -353,6 +372,7 @@ def results_md() -> str:
         "a table, never across tables.",
         "## Headline",
         headline(db),
+        chapters_section(load("chapters")),
         capstone_section(db),
         resume_section(load("resume")),
         order_section(load("lowcap_order")),
