@@ -81,6 +81,7 @@ bench: $(STAMP)
 	$(PY) bench/compile.py
 	$(PY) bench/resume.py
 	$(PY) bench/throughput.py
+	$(PY) bench/chapters.py
 	$(PY) bench/report.py
 
 clean:
