@@ -145,16 +145,21 @@ def lowcap(seed: int, ns: list[int], common: dict) -> None:
 ENCODERS = ("two_pathway", "cnn", "vit")
 
 
-def step_seconds(cfg, data: dict, key: str, steps: int = 30) -> float:
-    """Seconds per training step of one stage ("pretrain" or "caption"), after 10 warm-up
-    steps: the figure that scales an encoder's steps to an equal wall time."""
+def stage_model(cfg, data: dict, key: str) -> tuple[torch.nn.Module, Batches]:
+    """A fresh model of one stage ("pretrain" or "caption") and that stage's batches."""
     tok = CaptionTokenizer.shapes_world()
     torch.manual_seed(0)
     model = Pretrainer(cfg.model, cfg.schedule, tok)
     if key == "caption":
         model = Captioner.from_pretrainer(model, cfg.schedule.colour_noise)
     pairs = data["alt" if key == "pretrain" else "captioned"]
-    batches = Batches(pairs, tok, cfg.schedule.batch, stage_seed(cfg, key))
+    return model, Batches(pairs, tok, cfg.schedule.batch, stage_seed(cfg, key))
+
+
+def step_seconds(cfg, data: dict, key: str, steps: int = 30) -> float:
+    """Seconds per training step of one stage ("pretrain" or "caption"), after 10 warm-up
+    steps: the figure that scales an encoder's steps to an equal wall time."""
+    model, batches = stage_model(cfg, data, key)
     log = train(model, batches, replace(stage_config(cfg, key, 10 + steps), log_every=1))
     return (log[-1]["time"] - log[9]["time"]) / steps
 

@@ -27,11 +27,10 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.capstone import step_seconds  # noqa: E402
+from bench.capstone import stage_model, step_seconds  # noqa: E402
 from bench.common import command, write_results  # noqa: E402
-from minivlm.capstone import Batches, Captioner, Pretrainer, datasets, override, preset  # noqa: E402
-from minivlm.capstone.stages import stage_config, stage_seed  # noqa: E402
-from minivlm.data import CaptionTokenizer  # noqa: E402
+from minivlm.capstone import datasets, override, preset  # noqa: E402
+from minivlm.capstone.stages import stage_config  # noqa: E402
 from minivlm.train import train  # noqa: E402
 
 STAGES = ("pretrain", "caption")
@@ -53,13 +52,7 @@ def matmul_peak(n: int = 1024, repeats: int = 20) -> float:
 
 def step_flops(cfg, data: dict, key: str) -> float:
     """Floating-point operations of one training step of a stage (forward + backward)."""
-    tok = CaptionTokenizer.shapes_world()
-    torch.manual_seed(0)
-    model = Pretrainer(cfg.model, cfg.schedule, tok)
-    if key == "caption":
-        model = Captioner.from_pretrainer(model, cfg.schedule.colour_noise)
-    pairs = data["alt" if key == "pretrain" else "captioned"]
-    batches = Batches(pairs, tok, cfg.schedule.batch, stage_seed(cfg, key))
+    model, batches = stage_model(cfg, data, key)
     train(model, batches, replace(stage_config(cfg, key, 1), log_every=0))  # allocators warm
     with FlopCounterMode(display=False) as counter:
         train(model, batches, replace(stage_config(cfg, key, 1), log_every=0))
