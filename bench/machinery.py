@@ -77,14 +77,21 @@ def decode_section(r: dict) -> str:
 
 def compile_section(r: dict) -> str:
     x = r["results"]
+    saving = (x["eager_ms_per_step"] - x["compiled_ms_per_step"]) / 1e3  # seconds a step
+    overhead = x["compiled_total_s"] - x["eager_total_s"] + x["steps"] * saving
+    verdict = (
+        f"Compiling saves {1e3 * saving:.1f} ms a step and costs about {overhead:.0f} s up "
+        f"front, so it repays itself only after about {overhead / saving:,.0f} steps; "
+        "`--compile` stays opt-in."
+        if saving > 0
+        else "On this CPU the compiled step is not faster, so `--compile` stays opt-in."
+    )
     return "\n\n".join([
         "### torch.compile",
         f"{_source(r)}: {x['steps']} caption steps of the cpu preset, eager and then compiled. "
         f"In all, {x['eager_total_s']:.1f} s eager against {x['compiled_total_s']:.1f} s "
         f"compiled; over the last {x['timed_steps']} steps {x['eager_ms_per_step']:.1f} against "
-        f"{x['compiled_ms_per_step']:.1f} ms per step ({x['ratio']:.2f}x). "
-        + ("On this CPU `--compile` does not pay, so it stays opt-in." if x["ratio"] < 1
-           else "Compiling pays on this CPU once the run is long enough to repay the compile."),
+        f"{x['compiled_ms_per_step']:.1f} ms per step ({x['ratio']:.2f}x). " + verdict,
     ])  # fmt: skip
 
 
