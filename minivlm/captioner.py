@@ -49,6 +49,23 @@ def teacher_forcing_loss(
     return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
 
 
+@torch.no_grad()
+def caption_logprob(
+    model: nn.Module, image: torch.Tensor, seqs: torch.Tensor, free_after_eos: bool = False
+) -> torch.Tensor:
+    """The total log-probability of each caption, sum_t log p(w_t | w_<t, image) (chapter 7a).
+
+    seqs (B, L): the words after [BOS], as `generate` returns them; image (B, Ni, D).
+    free_after_eos: score the [PAD]s after [EOS] as `generate` does, at no cost. -> (B,)
+    """
+    full = torch.cat([torch.full((seqs.shape[0], 1), model.bos_id, device=seqs.device), seqs], 1)
+    logp = model(full[:, :-1], image).log_softmax(-1)  # (B, L, V)
+    lp = logp.gather(-1, full[:, 1:, None]).squeeze(-1)  # (B, L)
+    if free_after_eos:
+        lp = lp.masked_fill((full[:, :-1] == model.eos_id).cumsum(1) > 0, 0.0)
+    return lp.sum(-1)  # (B,)
+
+
 class CaptionDecoder(nn.Module):
     """Causal decoder over caption ids (B, T) with cross-attention to image tokens (B, Ni, Di)."""
 
