@@ -108,7 +108,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="python -m minivlm")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     cap = sub.add_parser("capstone", help="pretrain on alt-text, then train a captioner")
-    cap.add_argument("--preset", default=None, help="ci, cpu (default), gpu, lowcap or coco")
+    cap.add_argument("--preset", default=None, help="ci, quick, cpu (default), gpu, lowcap or coco")
     cap.add_argument("--data", default="shapes", help="shapes (default) or coco:DIR")
     cap.add_argument("--out", default="runs/capstone", help="checkpoints, logs, results.json")
     cap.add_argument("--seed", type=int, default=None)

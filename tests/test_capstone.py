@@ -191,7 +191,7 @@ def test_config_parts_take_flat_overrides_and_refuse_what_would_go_unread():
             continue
         with pytest.raises(InputError, match=match):
             preset("lowcap", **bad)
-    with pytest.raises(InputError, match="preset: expected one of ci, cpu"):
+    with pytest.raises(InputError, match="preset: expected one of ci, quick, cpu"):
         preset("laptop")
     assert preset("ci", finetune_lr=0.0, pretrain_steps=0).schedule.pretrain_steps == 0
     with pytest.raises(InputError, match="finetune_lr: expected pretrain_steps > 0"):

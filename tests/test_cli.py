@@ -90,7 +90,10 @@ def cases(finished, coco, tmp_path):
         "curated_steps: expected pretrain_steps > 0",
     )
     yield ["capstone", "--set", "caption_steps"], "--set: expected FIELD=VALUE"
-    yield ["capstone", "--preset", "laptop"], "--preset: expected one of ci, cpu, lowcap, gpu, coco"
+    yield (
+        ["capstone", "--preset", "laptop"],
+        "--preset: expected one of ci, quick, cpu, lowcap, gpu, coco",
+    )
     yield ["capstone", "--seed", "x"], "arguments: expected the usage of"
     yield ["capstone", "--frobnicate"], "arguments: expected the usage of"
     yield ["capstone", "--device", "tpu"], "device: expected auto or a device this machine has"

@@ -24,7 +24,7 @@ training never showed one. `--set encoder=cnn|vit` swaps in chapter 4's generic 
 One job per module, imported in one direction:
 
     config      the three parts of a run's config, overrides with clear errors
-    presets     ci, cpu, lowcap, gpu, coco
+    presets     ci, quick, cpu, lowcap, gpu, coco
     encoders    the three image encoders
     model       Pretrainer (stage 1) and Captioner (stages 1b, 2, 3)
     batches     the splits of a run and step-indexed batches
