@@ -1,6 +1,6 @@
 """The capstone's presets, one per use (chapter 8): `preset("ci", caption_steps=500)`.
 
-ci      the ablation's base and the tests': 10,000 alt-texts, 5,000 captions, d = 128
+ci      the ablation's base and the tests': the cpu preset's model on less data
 quick   chapter 8's own run: about 90 s of training on a 2-core CPU
 cpu     `make capstone`, the main job
 lowcap  the low-caption regime: 100 captions, curation, self-training in rounds
