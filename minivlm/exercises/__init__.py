@@ -1,0 +1,34 @@
+"""Auto-checked exercises: `check("2.1", masked_softmax)` at the end of every chapter.
+
+Each chapter's exercises live in their own module (`ch02.py` for chapter 2, ...), next to the
+references and the realistic mistakes they are checked with; `core.py` is the checker. The
+solutions are in `notebooks/solutions/`, and the learner's copy at the end of each chapter is
+generated from them (`python -m minivlm.exercises.generate`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import ch02
+from .core import FAIL, NOT_ATTEMPTED, PASS, Case, Exercise, Mistake, Result, evaluate
+
+CHAPTERS = (ch02,)
+EXERCISES: dict[str, Exercise] = {ex.id: ex for mod in CHAPTERS for ex in mod.EXERCISES}
+
+
+def check(exercise_id: str, fn: Any) -> Result | None:
+    """Check the learner's `fn` against exercise `exercise_id`'s hidden cases; print the verdict.
+
+    Returns nothing, so a notebook cell that ends with `check(...)` shows the verdict once."""
+    if exercise_id not in EXERCISES:
+        print(f"✗ no exercise {exercise_id!r}: expected one of {', '.join(EXERCISES)}")
+        return None
+    print(evaluate(EXERCISES[exercise_id], fn).message)
+    return None
+
+
+__all__ = [
+    "CHAPTERS", "EXERCISES", "FAIL", "NOT_ATTEMPTED", "PASS", "Case", "Exercise", "Mistake",
+    "Result", "check", "evaluate",
+]  # fmt: skip
