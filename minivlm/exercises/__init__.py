@@ -8,24 +8,29 @@ generated from them (`python -m minivlm.exercises.generate`).
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
-from . import ch02
 from .core import FAIL, NOT_ATTEMPTED, PASS, Case, Exercise, Mistake, Result, evaluate
 
-CHAPTERS = (ch02,)
+# every chapter module of this package (ch01, ch02, ..., ch07b), in chapter order
+CHAPTERS = tuple(
+    importlib.import_module(f"{__name__}.{m.name}")
+    for m in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name)
+    if m.name.startswith("ch")
+)
 EXERCISES: dict[str, Exercise] = {ex.id: ex for mod in CHAPTERS for ex in mod.EXERCISES}
 
 
-def check(exercise_id: str, fn: Any) -> Result | None:
+def check(exercise_id: str, fn: Any) -> None:
     """Check the learner's `fn` against exercise `exercise_id`'s hidden cases; print the verdict.
 
     Returns nothing, so a notebook cell that ends with `check(...)` shows the verdict once."""
     if exercise_id not in EXERCISES:
         print(f"✗ no exercise {exercise_id!r}: expected one of {', '.join(EXERCISES)}")
-        return None
+        return
     print(evaluate(EXERCISES[exercise_id], fn).message)
-    return None
 
 
 __all__ = [

@@ -2,6 +2,7 @@
 
     python -m minivlm.exercises.generate          # rewrites the exercise section of each chapter
     python -m minivlm.exercises.generate --check  # exits 1 if a chapter differs from what it makes
+    python -m minivlm.exercises.generate --only 02_self_attention  # one chapter
 
 `notebooks/solutions/NN_topic.ipynb` holds chapter NN's exercises with their solutions. From its
 `## Exercises` cell on, every cell goes to the end of `notebooks/NN_topic.ipynb`, replacing the
@@ -127,14 +128,19 @@ def write(solution: Path, chapter: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if a chapter is out of date")
+    ap.add_argument("--only", metavar="NAME", help="one chapter, e.g. 02_self_attention")
     args = ap.parse_args(argv)
-    stale = [chapter.name for solution, chapter in pairs() if differs(solution, chapter)]
+    chosen = [(s, c) for s, c in pairs() if args.only in (None, s.stem, s.name)]
+    if not chosen:
+        print(f"no solution copy named {args.only!r} in notebooks/solutions")
+        return 2
+    stale = [chapter.name for solution, chapter in chosen if differs(solution, chapter)]
     if args.check:
         for name in stale:
             print(f"{name}: its exercises differ from notebooks/solutions/{name}; run "
                   "python -m minivlm.exercises.generate, then execute the chapter")  # fmt: skip
         return 1 if stale else 0
-    for solution, chapter in pairs():
+    for solution, chapter in chosen:
         if chapter.name in stale:
             write(solution, chapter)
             print(f"wrote the exercises of {chapter.name}: execute it now")
