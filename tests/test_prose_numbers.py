@@ -4,7 +4,7 @@ A number in a markdown cell must appear in something that is checked: the printe
 code cell that nbval compares (not one marked NBVAL_IGNORE_OUTPUT), the code itself (a config
 value, an assert's bound), or a measured figure of bench/results (raw, or as bench/RESULTS.md,
 which bench/report.py renders from it, shows it). Left out on purpose: integers below 10, which
-count things the text defines ("3 layers"); chapter and section numbers; the years of
+count things the text defines ("3 layers"); chapter, section and exercise numbers; the years of
 citations; and the numbers inside maths and code spans, which are definitions, not measurements.
 """
 
@@ -21,7 +21,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
     (ROOT / "notebooks" / "solutions").glob("*.ipynb")
 )
 NUMBER = re.compile(r"(?<![\w.\-/])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
-NOT_MEASURED = re.compile(r"(chapters?|sections?|§)\s+$|et al\.,?\s*$", re.IGNORECASE)
+NOT_MEASURED = re.compile(r"(chapters?|sections?|exercises?|§)\s+$|et al\.,?\s*$", re.IGNORECASE)
 
 
 def prose(markdown: str) -> str:
