@@ -3,13 +3,17 @@
 A learner types `make lab` and runs the notebooks. This test starts the same server with a
 token, opens chapter 0 through the server's REST API, runs every cell in a kernel the server
 starts (over its websocket, as JupyterLab does) and checks that each cell prints what the
-stored notebook shows. Then Chromium opens the notebook in the JupyterLab UI.
+stored notebook shows. Then Chromium opens the notebook in the JupyterLab UI. The same server
+and kernel run a learner's copy of an exercise (issue 21): the stub says "not attempted yet",
+and the solution from notebooks/solutions passes every hidden case.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -17,14 +21,18 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
 import websocket
 
+from minivlm.exercises.generate import BEGIN, exercise_start, strip_solution
+
 from .conftest import ROOT, SHOTS
 
 NOTEBOOK = "00_setup.ipynb"
+EXERCISE_NOTEBOOK, EXERCISE = "02_self_attention.ipynb", "2.1"
 
 
 def _free_port() -> int:
@@ -116,14 +124,11 @@ def _execute(ws, session: str, code: str, timeout: float = 120) -> tuple[str, li
     raise TimeoutError(f"cell did not finish in {timeout} s:\n{code}")
 
 
-def test_server_runs_a_chapter_in_a_kernel(lab):
-    base, token = lab
-    model = _api(base, token, "GET", f"/api/contents/{NOTEBOOK}?content=1")
-    assert model["type"] == "notebook"
-    cells = [c for c in model["content"]["cells"] if c["cell_type"] == "code"]
-    assert cells
+@contextlib.contextmanager
+def _kernel(base: str, token: str, notebook: str) -> Iterator[websocket.WebSocket]:
+    """A session for a notebook, as JupyterLab opens one: its kernel's websocket, then cleanup."""
     session = _api(base, token, "POST", "/api/sessions", {
-        "path": NOTEBOOK, "type": "notebook", "name": NOTEBOOK, "kernel": {"name": "python3"},
+        "path": notebook, "type": "notebook", "name": notebook, "kernel": {"name": "python3"},
     })  # fmt: skip
     kernel = session["kernel"]["id"]
     ws = websocket.create_connection(
@@ -131,6 +136,19 @@ def test_server_runs_a_chapter_in_a_kernel(lab):
         timeout=120,
     )
     try:
+        yield ws
+    finally:
+        ws.close()
+        _api(base, token, "DELETE", f"/api/sessions/{session['id']}")
+
+
+def test_server_runs_a_chapter_in_a_kernel(lab):
+    base, token = lab
+    model = _api(base, token, "GET", f"/api/contents/{NOTEBOOK}?content=1")
+    assert model["type"] == "notebook"
+    cells = [c for c in model["content"]["cells"] if c["cell_type"] == "code"]
+    assert cells
+    with _kernel(base, token, NOTEBOOK) as ws:
         checked = 0
         for cell in cells:
             out, errors = _execute(ws, uuid.uuid4().hex, "".join(cell["source"]))
@@ -143,9 +161,36 @@ def test_server_runs_a_chapter_in_a_kernel(lab):
             assert out == stored
             checked += bool(stored)
         assert checked >= 4  # the cells that print, compared with the stored notebook
-    finally:
-        ws.close()
-        _api(base, token, "DELETE", f"/api/sessions/{session['id']}")
+
+
+def _exercise_cells(base: str, token: str, path: str) -> tuple[str, str]:
+    """(the exercise section's imports cell, the cell that checks EXERCISE) of a notebook."""
+    cells = _api(base, token, "GET", f"/api/contents/{path}?content=1")["content"]["cells"]
+    code = [
+        "".join(c["source"]) for c in cells[exercise_start(cells) :] if c["cell_type"] == "code"
+    ]
+    checks = [c for c in code if f'check("{EXERCISE}"' in c]
+    assert code and len(checks) == 1, f"{path}: expected one cell that checks {EXERCISE}"
+    return code[0], checks[0]
+
+
+def test_server_runs_an_exercise_stub_then_its_solution(lab):
+    base, token = lab
+    imports, stub = _exercise_cells(base, token, EXERCISE_NOTEBOOK)
+    _, solved = _exercise_cells(base, token, f"solutions/{EXERCISE_NOTEBOOK}")
+    assert BEGIN in solved, f"solutions/{EXERCISE_NOTEBOOK}: exercise {EXERCISE} has no solution"
+    learner, solution = strip_solution(solved)
+    assert stub == learner, f"{EXERCISE_NOTEBOOK}: the stub of {EXERCISE} is not generated"
+    with _kernel(base, token, EXERCISE_NOTEBOOK) as ws:
+        out, errors = _execute(ws, uuid.uuid4().hex, imports)
+        assert not errors, errors
+        out, errors = _execute(ws, uuid.uuid4().hex, stub)
+        assert not errors, errors  # the learner's copy runs top to bottom
+        assert f"exercise {EXERCISE} " in out and "not attempted yet" in out, out
+        out, errors = _execute(ws, uuid.uuid4().hex, solution)
+        assert not errors, errors
+        assert out.startswith(f"✓ exercise {EXERCISE} "), out
+        assert re.search(r": all \d+ hidden cases pass$", out.strip()), out
 
 
 def test_lab_ui_opens_the_notebook(lab, browser):

@@ -4,6 +4,8 @@ For each page: no console errors, no failed requests, no request outside 127.0.0
 loaded, all maths typeset by the MathJax that ships with the site. Each chapter page shows the
 diagrams (notebooks/figures/*.svg) its notebook refers to, loaded and with alt text. The sidebar
 and the "next" buttons reach every chapter. A screenshot of each page goes to book/_build/screenshots/.
+Each chapter with exercises shows them under their heading, and the solution of every implement
+exercise stays hidden below its code cell until the learner clicks it open (issue 21).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+
+from minivlm.exercises.generate import STUB, exercise_start
 
 from .conftest import ROOT, SHOTS, SITE
 
@@ -138,4 +142,49 @@ def test_navigation_reaches_every_chapter(browser, site_url):
         visited.append(urlparse(pg.url).path.lstrip("/"))
     assert visited == expected
     assert pg.locator("a.right-next").count() == 0  # the last chapter has no "next"
+    pg.close()
+
+
+def _exercise_sections() -> dict[str, list[dict]]:
+    """The exercise cells of every chapter that has an "## Exercises" section, by notebook."""
+    out = {}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        if exercise_start(cells) < len(cells):
+            out[path.stem] = cells[exercise_start(cells) :]
+    return out
+
+
+EXERCISES = _exercise_sections()
+
+
+@pytest.mark.parametrize("notebook", sorted(EXERCISES))
+def test_exercise_solutions_are_hidden_until_clicked(browser, site_url, notebook):
+    cells = EXERCISES[notebook]
+    texts = ["".join(c["source"]) for c in cells]
+    headings = [m for t in texts for m in re.findall(r"^### (Exercise [\w.]+ \(\w+\))", t, re.M)]
+    stubs = sum(c["cell_type"] == "code" and STUB in t for c, t in zip(cells, texts, strict=True))
+    assert headings and stubs, f"{notebook}: expected exercise headings and implement stubs"
+    pg = browser.new_page()
+    pg.goto(f"{site_url}/notebooks/{notebook}.html", wait_until="load")
+    section = pg.locator("section#exercises")
+    assert section.locator("h2").first.inner_text().strip() == "Exercises"
+    shown = [h.split(":")[0] for h in section.locator("h3").all_inner_texts()]
+    assert shown == headings, f"{notebook}: exercise headings on the page differ from the notebook"
+    solutions = section.locator("details", has=pg.locator("summary:text-is('Solution')"))
+    assert solutions.count() == stubs, f"{notebook}: expected one solution per implement exercise"
+    for i in range(stubs):
+        details = solutions.nth(i)
+        # it sits right below the exercise's code cell, the one the learner fills in
+        above = details.evaluate("d => d.previousElementSibling.matches('.cell') ? "
+                                 "d.previousElementSibling.innerText : ''")  # fmt: skip
+        assert "raise NotImplementedError" in above, (
+            f"{notebook}: solution {i + 1} not below a stub"
+        )
+        code = details.locator("pre").first
+        assert details.locator("summary").is_visible()
+        assert not code.is_visible(), f"{notebook}: solution {i + 1} is shown before a click"
+        details.locator("summary").click()
+        assert code.is_visible(), f"{notebook}: solution {i + 1} is still hidden after a click"
+        assert details.evaluate("d => d.open")
     pg.close()
