@@ -91,6 +91,7 @@ def capstone_section(db: dict) -> str:
                 ]
             ],
         ),  # fmt: skip
+        *quick_section(g),
         "### The ablation: what stage 1 buys on the ci preset",
         "`python bench/capstone.py --what ablation --seeds 0 1 2 --threads 1`. The caption-only "
         "arm trains for the wall time of the pretrained arm of the same seed: its caption steps "
@@ -103,6 +104,32 @@ def capstone_section(db: dict) -> str:
         "captions. Pretraining pays where captions are scarce, below.",
     ]
     return "\n\n".join([*out, lowcap_section(g), encoders_section(g)])
+
+
+def quick_section(g: dict) -> list[str]:
+    """Chapter 8's own run: the quick preset, over seeds (none until it is measured)."""
+    quick = g.get("quick/pretrained")
+    if not quick:
+        return []
+    return [
+        "### Chapter 8's own run",
+        f"`python bench/capstone.py --what quick --seeds 0 1 2`: the quick preset that chapter 8 "
+        f"runs, {quick[0]['threads']} threads. Per seed, held-out exact "
+        f"{per_seed(quick, lambda r: r['test']['exact'])} and compositional "
+        f"{per_seed(quick, lambda r: r['comp']['exact'])}; training "
+        f"{per_seed(quick, lambda r: r['time']['train'], 0)} s.",
+        table(
+            ["held-out exact", "compositional exact", "caption steps", "training (s)"],
+            [
+                [
+                    exact(quick),
+                    exact(quick, "comp"),
+                    span((r["caption_steps"] for r in quick), ","),
+                    span(r["time"]["train"] for r in quick),
+                ]
+            ],
+        ),  # fmt: skip
+    ]
 
 
 LOWCAP_NS = (100, 250, 1000)
@@ -337,16 +364,19 @@ def fusion_section(f: dict | None) -> str:
 def chapters_section(c: dict | None) -> str:
     if c is None:
         return ""
-    rows = [[x["notebook"], f"{x['words']:,}", str(x["code_lines"]), f"{x['run_seconds']:.0f} s"]
-            for x in c["results"]]  # fmt: skip
+    rows = [[x["notebook"], f"{x['words']:,}",
+             f"{x['exercise_words']:,}" if "exercise_words" in x else "–",  # an old row
+             str(x["code_lines"]), f"{x['run_seconds']:.0f} s"] for x in c["results"]]  # fmt: skip
     total = sum(x["run_seconds"] for x in c["results"])
     return "\n\n".join([
         "## The chapters",
         f"`{c['command']}` ({c['machine']}, torch {c['torch']}): each notebook executed top to "
         f"bottom in a fresh kernel, one after the other; {total / 60:.0f} minutes in all. Words "
         "of prose and lines of code (without blank lines and comments) are what a learner "
-        "reads; each chapter's opening states the time to read and run it.",
-        table(["notebook", "words", "code lines", "run time"], rows),
+        "reads: the lesson's, and beside them the words of its exercises (from the "
+        "\"Exercises\" heading on). Each chapter's opening states the time to read and run the "
+        "lesson and, where it has exercises, the time to do them.",
+        table(["notebook", "words", "exercise words", "code lines", "run time"], rows),
     ])  # fmt: skip
 
 
