@@ -1,0 +1,165 @@
+"""Measure chapter 9's answerers on this machine: accuracy per kind, held out and compositional.
+
+    python bench/vqa.py --seeds 0 1 2 --budget 600 --short 300 --threads 1
+    python bench/vqa.py --seeds 0 --what blind reader full scratch stack
+
+For each seed, on the same questions (--n-train training scenes with 5 questions each, held-out
+test scenes and the compositional split, whose every question names a held-out colour-shape
+pair):
+
+* blind rate: each exact question text's most common training answer (`blind_rates`);
+* blind: `BlindVQA` (the question alone) trained for --blind-seconds;
+* captioner: the capstone's quick preset, trained once per seed (its seconds are charged to
+  every answerer built on it);
+* reader: `NSReader`, that captioner + the caption parser + the executor (no VQA training);
+* short / full: `ClassifierVQA` (glimpse fusion) started from that captioner, trained so that
+  captioner + VQA training take --short / --budget seconds of wall time;
+* scratch (optional): the same classifier from random weights for --budget seconds;
+* stack (optional): the capstone's multimodal stack as the fusion (words query the regions,
+  mean over words), from the captioner, for --budget seconds: the blind plateau.
+
+Every row records its training seconds (the captioner's included) and steps. Writes
+bench/results/vqa.json after every seed (a killed run keeps what it measured; rows of other
+answerers or seeds already in the file are kept, so runs of a few answerers add up) and prints
+mean ± sample standard deviation over seeds next to each kind's blind rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import command, write_results  # noqa: E402
+from minivlm.capstone import preset, run  # noqa: E402
+from minivlm.data.questions import KINDS, ShapesQuestions, blind_rates  # noqa: E402
+from minivlm.vqa import BlindVQA, ClassifierVQA, NSReader  # noqa: E402
+from minivlm.vqa_train import accuracy, fit, reader_accuracy, steps_for  # noqa: E402
+
+ANSWERERS = ("blind", "reader", "short", "full", "scratch", "stack")
+DEFAULT = ("blind", "reader", "short", "full")
+
+
+def train_for(model, data, seconds: float, args, seed: int) -> tuple[int, float]:
+    """Train for about `seconds`; (steps, seconds the loop took). The steps come from 20 timed
+    steps, less 10%: a 500 s run here went 12% slower than its first steps."""
+    steps = int(0.9 * steps_for(model, data, seconds, scenes=args.scenes, probe=22))
+    log = fit(model, data, steps, scenes=args.scenes, lr=args.lr, seed=seed)
+    return steps, log[-1]["time"]
+
+
+def one_seed(seed: int, args) -> list[dict]:
+    t0 = time.perf_counter()
+    train = ShapesQuestions("train", args.n_train, seed=seed)
+    test, comp = ShapesQuestions("test", args.n_test), ShapesQuestions("comp", args.n_comp)
+    print(f"seed {seed}: data {time.perf_counter() - t0:.0f} s", flush=True)
+    rows = []
+
+    def add(name: str, scores: tuple[dict, dict], **info) -> None:
+        rows.append({"answerer": name, "seed": seed, **info, "test": scores[0], "comp": scores[1]})
+        t, c = scores
+        print(f"  {name:<10} test {t['all']:.3f} comp {c['all']:.3f}  " + " ".join(
+            f"{k} {t[k]:.2f}" for k in KINDS if k in t) + f"  {info}", flush=True)  # fmt: skip
+
+    rates = [{k: r.blind for k, r in blind_rates(train, split).items()} for split in (test, comp)]
+    add("blind rate", (rates[0], rates[1]))
+    if "blind" in args.what:
+        torch.manual_seed(seed)
+        model = BlindVQA()
+        steps, secs = train_for(model, train, args.blind_seconds, args, seed)
+        add("blind", (accuracy(model, test), accuracy(model, comp)), steps=steps,
+            train_seconds=secs)  # fmt: skip
+    cfg = preset("quick", seed=seed, threads=args.threads, progress=False,
+                 caption_steps=args.caption_steps)  # fmt: skip
+    if {"reader", "short", "full", "stack"} & set(args.what):
+        result, trained = run(cfg, verbose=False)
+        cap_s, cap = result.train_seconds, trained.captioner
+        print(f"  captioner: {cap_s:.0f} s, test exact {result.scores['test']['exact']:.3f}")
+    if "reader" in args.what:
+        reader = NSReader(cap, trained.tok)
+        add("reader", (reader_accuracy(reader, test), reader_accuracy(reader, comp)),
+            train_seconds=cap_s, caption_exact=result.scores["test"]["exact"])  # fmt: skip
+    for name, budget, fusion, start in (
+        ("short", args.short, "glimpse", "captioner"),
+        ("full", args.budget, "glimpse", "captioner"),
+        ("scratch", args.budget, "glimpse", "scratch"),
+        ("stack", args.budget, "stack", "captioner"),
+    ):
+        if name not in args.what:
+            continue
+        torch.manual_seed(seed)
+        if start == "captioner":
+            model, spent = ClassifierVQA.from_captioner(cap, cfg.model, fusion), cap_s
+        else:
+            model, spent = ClassifierVQA(cfg.model, fusion=fusion), 0.0
+        steps, secs = train_for(model, train, budget - spent, args, seed)
+        add(name, (accuracy(model, test), accuracy(model, comp)), fusion=fusion, start=start,
+            steps=steps, budget_s=budget, train_seconds=spent + secs)  # fmt: skip
+    return rows
+
+
+def summary(rows: list[dict]) -> None:
+    """Mean ± std over seeds per answerer, per kind, held out and compositional."""
+    names = list(dict.fromkeys(r["answerer"] for r in rows))
+    for split in ("test", "comp"):
+        keys = [k for k in (*KINDS, "all") if k in rows[0][split]]
+        print(f"\n{split:<11}" + "".join(f"{k:>14}" for k in keys) + f"{'train s':>10}")
+        for name in names:
+            runs = [r for r in rows if r["answerer"] == name]
+            cells = []
+            for k in keys:
+                v = [r[split][k] for r in runs]
+                sd = statistics.stdev(v) if len(v) > 1 else 0.0
+                cells.append(f"{statistics.mean(v):>7.3f} ±{sd:.3f}")
+            secs = [r["train_seconds"] for r in runs if "train_seconds" in r]
+            took = f"{statistics.mean(secs):>10.0f}" if secs else ""
+            print(f"{name:<11}" + "".join(f"{c:>14}" for c in cells) + took)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--what", nargs="+", default=list(DEFAULT), choices=ANSWERERS)
+    p.add_argument("--budget", type=float, default=600.0, help="seconds: captioner + VQA")
+    p.add_argument("--short", type=float, default=300.0, help="seconds: the chapter's run")
+    p.add_argument("--blind-seconds", type=float, default=60.0)
+    p.add_argument("--n-train", type=int, default=20_000)
+    p.add_argument("--n-test", type=int, default=1000)
+    p.add_argument("--n-comp", type=int, default=1000)
+    p.add_argument("--scenes", type=int, default=32, help="scenes per batch (5 questions each)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--caption-steps", type=int, default=2000, help="the captioner's stage 2")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows: list[dict] = []
+    for seed in args.seeds:
+        rows += one_seed(seed, args)
+        everything, commands = merged(rows, command("vqa.py", args))
+        write_results("vqa", commands[-1], everything, commands=commands, seeds=args.seeds)
+    summary(everything)
+
+
+def merged(rows: list[dict], cmd: str) -> tuple[list[dict], list[str]]:
+    """The rows of bench/results/vqa.json that these runs did not redo, then these rows (so a
+    run of one answerer, e.g. --what scratch, adds to the file instead of replacing it), and
+    every command whose rows the file holds, this one last."""
+    path = ROOT / "bench" / "results" / "vqa.json"
+    old = json.loads(path.read_text()) if path.exists() else {"results": []}
+    new = {(r["answerer"], r["seed"]) for r in rows}
+    kept = [r for r in old["results"] if (r["answerer"], r["seed"]) not in new]
+    commands = old.get("commands", [old["command"]] if "command" in old else []) if kept else []
+    return kept + rows, [c for c in commands if c != cmd] + [cmd]
+
+
+if __name__ == "__main__":
+    main()
