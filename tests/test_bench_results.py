@@ -27,7 +27,12 @@ FIGURES = {
         "steps",
     },
     "throughput": {"stage", "gflop_per_step", "step_ms", "gflops", "peak_gflops", "share"},
+    # chapter 9's answerers and chapter 10's language model: accuracies per kind, per split
+    "vqa": {"answerer", "seed", "test", "comp"},
+    "lm": {"seed", "steps", "train_seconds", "name_held_out", "curve", "test", "comp"},
 }
+# figure keys that hold a name, a flag, or a table of figures rather than one number
+NOT_A_NUMBER = ("size", "reference", "stage", "answerer", "name_held_out", "curve", "test", "comp")
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
@@ -45,9 +50,18 @@ def test_results_file_has_its_metadata_and_figures(name):
     rows = figures if isinstance(figures, list) else [figures]
     for row in rows:
         assert FIGURES[name] <= row.keys(), f"{path.name}: a row lacks {FIGURES[name] - row.keys()}"
-        numbers = [
-            v
-            for k, v in row.items()
-            if k in FIGURES[name] and k not in ("size", "reference", "stage")
-        ]
+        numbers = [v for k, v in row.items() if k in FIGURES[name] and k not in NOT_A_NUMBER]
         assert all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers)
+
+
+@pytest.mark.parametrize("name", ["vqa", "lm"])
+def test_accuracies_per_kind_are_shares(name):
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        pytest.skip(f"{path.name} not written yet (python bench/{name}.py)")
+    for row in json.loads(path.read_text())["results"]:
+        for split in ("test", "comp"):
+            scores = row[split]
+            assert isinstance(scores, dict) and "all" in scores, f"{path.name}: {split} per kind"
+            bad = {k: v for k, v in scores.items() if not 0.0 <= v <= 1.0}
+            assert not bad, f"{path.name}: {row.get('answerer', row['seed'])} {split}: {bad}"
