@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from bench import tables  # noqa: E402
 from bench.machinery import machinery_sections  # noqa: E402
 from bench.tables import groups, ms, per_seed, span, table  # noqa: E402
+from bench.tasks import tasks_sections  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 REPORT = ROOT / "bench" / "RESULTS.md"
@@ -408,6 +409,7 @@ def results_md() -> str:
         probe_section(load("pretrain_probe")),
         fusion_section(load("fusion")),
         machinery_sections(load),
+        tasks_sections(load),
         earlier_section(db),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
