@@ -300,8 +300,8 @@ def answer(model: Model, image, question: str) -> str:
     parse_question(question)  # a malformed question fails here, before any model runs
     x = _image(image, model.image_size)  # (1, 3, S, S)
     if isinstance(model, NSReader):
-        pixels = image if isinstance(image, np.ndarray) else _to_uint8(x)
-        return model.predict(pixels[None] if pixels.ndim == 3 else pixels, [question])[0]
+        pixels = image[None] if isinstance(image, np.ndarray) else _to_uint8(x)  # (1, S, S, 3)
+        return model.predict(pixels, [question])[0]
     return model.predict(x, [question])[0]
 
 

@@ -137,9 +137,17 @@ def test_answer_takes_pictures_and_tensors():
     a = answer(model, picture, qs.questions[0])
     assert a == answer(model, to_tensor(picture)[0], qs.questions[0]) and a in ANSWERS
     reader = NSReader(None, CaptionTokenizer.shapes_world(), image_size=32)
-    reader.describe = lambda images: [caption(qs.scenes[0])] * len(images)  # a perfect captioner
+    seen: list[np.ndarray] = []  # what the reader's captioner is shown
+
+    def describe(images):  # a perfect captioner
+        seen.append(images)
+        return [caption(qs.scenes[0])] * len(images)
+
+    reader.describe = describe
     assert answer(reader, picture, qs.questions[0]) == qs.answers[0]
     assert answer(reader, to_tensor(picture)[0], qs.questions[0]) == qs.answers[0]
+    for images in seen:  # both ways in, the captioner sees the same uint8 picture
+        assert images.dtype == np.uint8 and np.array_equal(images, picture[None])
 
 
 @pytest.mark.parametrize(
