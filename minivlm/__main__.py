@@ -2,6 +2,7 @@
 
     python -m minivlm capstone [--preset ci|cpu|gpu|lowcap|coco] [--data coco:DIR] [--set F=V]
     python -m minivlm caption RUN_DIR [IMAGE ...] [--scene TEXT] [--attention FILE.png]
+    python -m minivlm ask RUN_DIR IMAGE "question" [...]   (or: ask RUN_DIR --scene TEXT "q")
 
 Bad input ends in one line, `error: <field>: expected ..., got ...`, with exit status 2, before
 anything is written.
@@ -104,6 +105,31 @@ def caption(args) -> int:
     return 0
 
 
+def ask(args) -> int:
+    """Answer questions about one picture (chapter 9), with the answerer saved in RUN_DIR: a
+    VQA run, or a capstone run, whose captioner answers as the neuro-symbolic reader."""
+    from .capstone.use import render_text
+    from .data.images import load_image
+    from .data.question_grammar import parse_question
+    from .vqa import answer
+    from .vqa_runs import load_answerer
+
+    image_file, questions = (None, args.items) if args.scene else (args.items[0], args.items[1:])
+    if not questions:
+        raise InputError("ask", 'IMAGE then one or more questions, e.g. "is there a red circle?"',
+                         "no question")  # fmt: skip
+    for q in questions:  # a malformed question fails before the model is loaded
+        parse_question(q)
+    model = load_answerer(args.run_dir)
+    if args.scene:
+        picture = render_text(args.scene, model.image_size)  # (S, S, 3) uint8
+    else:
+        picture = load_image(image_file, model.image_size)  # (S, S, 3) uint8
+    for q in questions:
+        print(f"{q} {answer(model, picture, q)}")
+    return 0
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="python -m minivlm")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -124,6 +150,10 @@ def build_parser() -> Parser:
     use.add_argument("images", nargs="*", help="PNG or JPEG files, any size")
     use.add_argument("--scene", action="append", help="a scene to draw and caption, in words")
     use.add_argument("--attention", help="save each word's attention map to this PNG")
+    qa = sub.add_parser("ask", help="answer questions about a picture (chapter 9)")
+    qa.add_argument("run_dir", help="a VQA run (save_answerer) or a finished capstone run")
+    qa.add_argument("items", nargs="+", metavar="IMAGE QUESTION", help="a picture, then questions")
+    qa.add_argument("--scene", help="draw this scene (in words) instead of reading IMAGE")
     return parser
 
 
@@ -135,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.preset not in PRESETS:
                 raise InputError("--preset", f"one of {', '.join(PRESETS)}", repr(args.preset))
-        return {"capstone": capstone, "caption": caption}[args.command](args)
+        commands = {"capstone": capstone, "caption": caption, "ask": ask}
+        return commands[args.command](args)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

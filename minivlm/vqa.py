@@ -148,6 +148,8 @@ class BlindVQA(_Answerer):
         super().__init__(d_model)
         self.tok = tok or question_tokenizer()
         self.image_size = image_size
+        self.settings = {"d_model": d_model, "n_heads": n_heads, "n_layers": n_layers,
+                         "max_len": max_len, "image_size": image_size}  # fmt: skip
         self.embed = TextEmbedding(len(self.tok), d_model, max_len=max_len)
         self.encoder = Encoder(n_layers, d_model, n_heads, 4 * d_model)
 

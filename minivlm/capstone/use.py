@@ -40,6 +40,17 @@ def config_from_dict(d: dict) -> CapstoneConfig:
     )
 
 
+def render_text(text: str, size: int) -> np.ndarray:
+    """The picture (S, S, 3) uint8 of a scene written as a sentence of the grammar."""
+    try:
+        facts = parse(text)
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            "scene", f"a sentence of the shapes world's grammar, e.g. {EXAMPLE!r}", repr(text)
+        ) from err
+    return render([scene_from_facts(facts)], size=size)[0]
+
+
 @dataclass
 class TrainedCaptioner:
     """A captioner with its tokenizer and the config it was trained with."""
@@ -62,13 +73,7 @@ class TrainedCaptioner:
 
     def render_scene(self, text: str) -> np.ndarray:
         """The picture (S, S, 3) uint8 of a scene written as a sentence of the grammar."""
-        try:
-            facts = parse(text)
-        except (ValueError, TypeError) as err:
-            raise InputError(
-                "scene", f"a sentence of the shapes world's grammar, e.g. {EXAMPLE!r}", repr(text)
-            ) from err
-        return render([scene_from_facts(facts)], size=self.size)[0]
+        return render_text(text, self.size)
 
     def caption_scene(self, text: str) -> tuple[str, np.ndarray]:
         """Render the scene `text` describes and caption it: (caption, picture)."""

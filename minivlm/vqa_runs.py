@@ -1,0 +1,79 @@
+"""Saving a trained answerer, and loading any answerer from its folder (chapter 9).
+
+    save_answerer(model, "runs/vqa/glimpse-seed0", scores={"test": ..., "comp": ...})
+    model = load_answerer("runs/vqa/glimpse-seed0")     # the ClassifierVQA (or BlindVQA) saved
+    model = load_answerer("runs/capstone/quick-seed0")  # a capstone run: its captioner, as an
+    answer(model, picture, "is there a red circle?")    # NSReader (no VQA training needed)
+
+A VQA run folder holds `answerer.json` (which answerer, its settings, and the scores it was
+saved with), `tokenizer.json` and `answerer.safetensors`, each written atomically.
+`python -m minivlm ask RUN_DIR IMAGE "question"` answers from the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .capstone.config import ModelConfig
+from .capstone.use import load_captioner
+from .data import CaptionTokenizer
+from .errors import InputError
+from .files import atomic_write, atomic_write_text
+from .vqa import BlindVQA, ClassifierVQA, Model, NSReader
+
+FILES = ("answerer.json", "tokenizer.json", "answerer.safetensors")
+
+
+def save_answerer(
+    model: BlindVQA | ClassifierVQA, run_dir: str | Path, scores: dict | None = None
+) -> Path:
+    """Write a trained answerer into run_dir (created if needed); returns the folder."""
+    if isinstance(model, ClassifierVQA):
+        info = {"answerer": "classifier", "fusion": model.fusion, "model": asdict(model.config)}
+    elif isinstance(model, BlindVQA):
+        info = {"answerer": "blind", "settings": model.settings}
+    else:
+        kind = type(model).__name__
+        raise TypeError(f"model must be a BlindVQA or ClassifierVQA, got {kind}")
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(out / FILES[2], lambda p: save_file(tensors, p))
+    atomic_write(out / FILES[1], model.tok.save)
+    atomic_write_text(out / FILES[0], json.dumps({**info, "scores": scores or {}}, indent=1))
+    return out
+
+
+def load_answerer(run_dir: str | Path, device: str | torch.device = "cpu") -> Model:
+    """The answerer saved in run_dir: a VQA run (`save_answerer`), or a finished capstone run,
+    whose captioner becomes an `NSReader`."""
+    run_dir = Path(run_dir)
+    if (run_dir / "captioner.safetensors").is_file() and not (run_dir / FILES[0]).exists():
+        cap = load_captioner(run_dir, device)
+        return NSReader(cap.captioner, cap.tok, cap.size)
+    missing = [n for n in FILES if not (run_dir / n).is_file()]
+    if missing:
+        raise InputError(
+            "run_dir", "a VQA run (answerer.json, tokenizer.json, answerer.safetensors) or a "
+            "finished capstone run (captioner.safetensors)", f"{run_dir} without "
+            f"{', '.join(missing)}",
+        )  # fmt: skip
+    try:
+        info = json.loads((run_dir / FILES[0]).read_text())
+        tok = CaptionTokenizer.load(run_dir / FILES[1])
+        if info["answerer"] == "classifier":
+            model = ClassifierVQA(ModelConfig(**info["model"]), tok, fusion=info["fusion"])
+        elif info["answerer"] == "blind":
+            model = BlindVQA(tok, **info["settings"])
+        else:
+            raise ValueError(f"unknown answerer {info['answerer']!r}")
+        model.load_state_dict(load_file(str(run_dir / FILES[2])))
+    except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        raise InputError("run_dir", "a readable VQA run", f"{run_dir}: {err}") from err
+    return model.to(device).eval()
