@@ -80,17 +80,23 @@ def answer_types(questions: list[str]) -> torch.Tensor:
     return torch.tensor([answer_type(parse_question(q)) for q in questions], dtype=torch.long)
 
 
+def answer_head(d_model: int) -> nn.Sequential:
+    """The fused vector (B, D) -> one logit per answer (B, A): a small MLP."""
+    return nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, len(ANSWERS)))
+
+
 class _Answerer(nn.Module):
-    """What the trained answerers share: the masked answer head, the loss and `predict`."""
+    """What the trained answerers share: the masked answer head, the loss and `predict`.
+
+    A subclass gives `logits(batch)`; the classifiers' are over ANSWERS (B, A), fed by `fused`
+    and `head`. `GenerativeVQA` overrides `logits` (over its vocabulary), `target` and `word`."""
 
     tok: CaptionTokenizer
     image_size: int
+    head: nn.Module
 
-    def __init__(self, d_model: int):
+    def __init__(self):
         super().__init__()
-        self.head = nn.Sequential(
-            nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, len(ANSWERS))
-        )
         self.register_buffer("types", type_mask(), persistent=False)  # (n_types, A)
 
     def fused(self, images, which, ids, mask) -> torch.Tensor:  # pragma: no cover - abstract
@@ -102,10 +108,27 @@ class _Answerer(nn.Module):
         logits = self.head(z)  # (B, A)
         return logits.masked_fill(~self.types[batch["type"]], float("-inf"))
 
+    def target(self, batch: dict) -> torch.Tensor:
+        """(B,) the index, among the logits, of each right answer."""
+        return batch["answer"]
+
+    def to_answers(self, best: torch.Tensor) -> torch.Tensor:
+        """Argmax indices (B,) -> indices in ANSWERS (B,); -1 where the word answers nothing."""
+        return best
+
+    def word(self, best: int) -> str:
+        """The word that an argmax index stands for."""
+        return ANSWERS[best]
+
+    def guess(self, batch: dict) -> torch.Tensor:
+        """(B,) each question's answer as an index in ANSWERS (-1: not an answer word)."""
+        return self.to_answers(self.logits(batch).argmax(-1))
+
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         logits = self.logits(batch)
-        loss = F.cross_entropy(logits, batch["answer"])
-        return {"loss": loss, "acc": (logits.argmax(-1) == batch["answer"]).float().mean()}
+        loss = F.cross_entropy(logits, self.target(batch))
+        right = self.to_answers(logits.argmax(-1)) == batch["answer"]
+        return {"loss": loss, "acc": right.float().mean()}
 
     def batch(self, images: torch.Tensor, questions: list[str]) -> dict:
         """A batch for `logits`: images (B, 3, S, S) float, one question each."""
@@ -128,7 +151,7 @@ class _Answerer(nn.Module):
             best = self.logits(self.batch(images, questions)).argmax(-1)  # (B,)
         finally:
             self.train(was)
-        return [ANSWERS[i] for i in best.tolist()]
+        return [self.word(i) for i in best.tolist()]
 
 
 class BlindVQA(_Answerer):
@@ -145,7 +168,8 @@ class BlindVQA(_Answerer):
         max_len: int = 32,
         image_size: int = 64,
     ):
-        super().__init__(d_model)
+        super().__init__()
+        self.head = answer_head(d_model)
         self.tok = tok or question_tokenizer()
         self.image_size = image_size
         self.settings = {"d_model": d_model, "n_heads": n_heads, "n_layers": n_layers,
@@ -181,7 +205,8 @@ class ClassifierVQA(_Answerer):
         m = m or ModelConfig()
         if fusion not in ("stack", "glimpse"):
             raise InputError("fusion", "'stack' or 'glimpse'", repr(fusion))
-        super().__init__(m.d_model)
+        super().__init__()
+        self.head = answer_head(m.d_model)
         self.tok, self.config, self.fusion = tok or question_tokenizer(), m, fusion
         self.image_size, d, V = m.image_size, m.d_model, len(self.tok)
         self.image = image_encoder(m)  # images (B, 3, S, S) -> (B, Ni, D)
@@ -271,7 +296,7 @@ class NSReader:
         return [self.read(c, q) for c, q in zip(self.describe(images), questions, strict=True)]
 
 
-Model = BlindVQA | ClassifierVQA | NSReader
+Model = _Answerer | NSReader  # BlindVQA, ClassifierVQA, GenerativeVQA (vqa_generative)
 
 
 def _image(image, size: int) -> torch.Tensor:
@@ -296,9 +321,9 @@ def answer(model: Model, image, question: str) -> str:
     image: uint8 (S, S, 3) as `render` draws it, or float (3, S, S) as `to_tensor` gives it.
     A question outside the grammar raises InputError (one line: what was expected, what came).
     """
-    if not isinstance(model, (BlindVQA, ClassifierVQA, NSReader)):
+    if not isinstance(model, (_Answerer, NSReader)):
         kind = type(model).__name__
-        raise TypeError(f"model must be a BlindVQA, ClassifierVQA or NSReader, got {kind}")
+        raise TypeError(f"model must be an answerer of chapter 9 or an NSReader, got {kind}")
     parse_question(question)  # a malformed question fails here, before any model runs
     x = _image(image, model.image_size)  # (1, 3, S, S)
     if isinstance(model, NSReader):

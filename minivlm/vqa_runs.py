@@ -26,21 +26,24 @@ from .data import CaptionTokenizer
 from .errors import InputError
 from .files import atomic_write, atomic_write_text
 from .vqa import BlindVQA, ClassifierVQA, Model, NSReader
+from .vqa_generative import GenerativeVQA
 
 FILES = ("answerer.json", "tokenizer.json", "answerer.safetensors")
 
 
 def save_answerer(
-    model: BlindVQA | ClassifierVQA, run_dir: str | Path, scores: dict | None = None
+    model: BlindVQA | ClassifierVQA | GenerativeVQA, run_dir: str | Path, scores: dict | None = None
 ) -> Path:
     """Write a trained answerer into run_dir (created if needed); returns the folder."""
     if isinstance(model, ClassifierVQA):
         info = {"answerer": "classifier", "fusion": model.fusion, "model": asdict(model.config)}
+    elif isinstance(model, GenerativeVQA):
+        info = {"answerer": "generative", "model": asdict(model.config)}
     elif isinstance(model, BlindVQA):
         info = {"answerer": "blind", "settings": model.settings}
     else:
         kind = type(model).__name__
-        raise TypeError(f"model must be a BlindVQA or ClassifierVQA, got {kind}")
+        raise TypeError(f"model must be a BlindVQA, ClassifierVQA or GenerativeVQA, got {kind}")
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -69,6 +72,8 @@ def load_answerer(run_dir: str | Path, device: str | torch.device = "cpu") -> Mo
         tok = CaptionTokenizer.load(run_dir / FILES[1])
         if info["answerer"] == "classifier":
             model = ClassifierVQA(ModelConfig(**info["model"]), tok, fusion=info["fusion"])
+        elif info["answerer"] == "generative":
+            model = GenerativeVQA(ModelConfig(**info["model"]), tok)
         elif info["answerer"] == "blind":
             model = BlindVQA(tok, **info["settings"])
         else:

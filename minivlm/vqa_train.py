@@ -113,7 +113,7 @@ def accuracy(model: _Answerer, data: ShapesQuestions, scenes: int = 200) -> dict
                 "mask": batches.mask[q].to(device),
                 "type": batches.types[q].to(device),
             }
-            guess = model.logits(batch).argmax(-1).cpu()
+            guess = model.guess(batch).cpu()
             right.append((guess == data.answer_ids[q]).numpy())
     return _score(np.concatenate(right), data.kinds)
 

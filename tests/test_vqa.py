@@ -22,6 +22,7 @@ from minivlm.vqa import (
     answer,
     answer_types,
 )
+from minivlm.vqa_generative import GenerativeVQA
 from minivlm.vqa_train import QuestionBatches, accuracy, fit, reader_accuracy, steps_for
 
 TINY = ModelConfig(image_size=32, grid=4, width=8, d_model=32, n_heads=4, fuse_layers=1)
@@ -169,7 +170,48 @@ def test_answer_rejects_bad_input_in_one_line(image, question, error, words):
 
 
 def test_answer_and_fusion_reject_what_they_do_not_know():
-    with pytest.raises(TypeError, match="BlindVQA, ClassifierVQA or NSReader"):
+    with pytest.raises(TypeError, match="an answerer of chapter 9 or an NSReader"):
         answer("a model", np.zeros((32, 32, 3), np.uint8), "is there a red circle ?")
     with pytest.raises(InputError, match="fusion: expected 'stack' or 'glimpse'"):
         ClassifierVQA(TINY, fusion="film")
+
+
+def test_generative_answerer_writes_the_word_after_the_question(small):
+    torch.manual_seed(0)
+    tok = CaptionTokenizer.shapes_world()
+    cap = Captioner.build(TINY, tok)
+    model = GenerativeVQA.from_captioner(cap, TINY)
+    assert torch.equal(model.decoder.lm_head.weight[: len(tok)], cap.decoder.lm_head.weight)
+    assert torch.equal(model.image.colour_net[0].weight, cap.image.colour_net[0].weight)
+    batch = QuestionBatches(small, model.tok, scenes=3)(0)
+    logits = model.logits(batch)
+    assert logits.shape == (15, len(model.tok))  # the whole vocabulary: no answer head
+    # the position read is the "?": words after it ([EOS], padding) cannot change the answer
+    longer = {
+        **batch,
+        "ids": torch.cat([batch["ids"], batch["ids"][:, :2]], 1),
+        "mask": torch.cat([batch["mask"], torch.zeros(15, 2, dtype=torch.bool)], 1),
+    }
+    with torch.no_grad():
+        assert torch.allclose(model.logits(batch), model.logits(longer), atol=1e-5)
+    target = model.target(batch)
+    assert [model.tok.tk.id_to_token(i) for i in target.tolist()] == [
+        ANSWERS[a] for a in batch["answer"].tolist()
+    ]  # fmt: skip
+    out = model(batch)
+    out["loss"].backward()
+    assert model.image.colour_net[0].weight.grad.abs().sum() > 0
+    # a word that is not an answer counts as -1, so it is never right
+    not_answer = torch.tensor([model.tok.tk.token_to_id("left"), int(target[0])])
+    assert model.to_answers(not_answer).tolist() == [-1, int(batch["answer"][0])]
+
+
+def test_a_short_generative_run_learns_to_write_answer_words():
+    torch.set_num_threads(1)
+    train = ShapesQuestions("train", 300)
+    torch.manual_seed(0)
+    model = GenerativeVQA(ModelConfig(width=8, d_model=48, n_heads=4, fuse_layers=1))
+    fit(model, train, steps=60, scenes=16, lr=3e-3, log_every=20)
+    words = model.predict(to_tensor(train.images[train.which[:40]]), train.questions[:40])
+    assert all(w in ANSWERS for w in words)  # it learned which words answer
+    assert accuracy(model, train)["all"] > 0.3

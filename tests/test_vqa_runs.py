@@ -71,7 +71,7 @@ def test_load_errors_are_one_line(tmp_path):
     (tmp_path / "run" / "answerer.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(InputError, match="run_dir: expected a readable VQA run"):
         load_answerer(tmp_path / "run")
-    with pytest.raises(TypeError, match="BlindVQA or ClassifierVQA, got NSReader"):
+    with pytest.raises(TypeError, match="BlindVQA, ClassifierVQA or GenerativeVQA, got NSReader"):
         save_answerer(NSReader(None, None), tmp_path / "other")  # type: ignore[arg-type]
 
 
