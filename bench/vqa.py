@@ -1,7 +1,9 @@
 """Measure chapter 9's answerers on this machine: accuracy per kind, held out and compositional.
 
     python bench/vqa.py --seeds 0 1 2 --budget 600 --short 300 --threads 1
-    python bench/vqa.py --seeds 0 --what blind reader full scratch stack
+    python bench/vqa.py --seeds 0 --what blind reader full scratch stack generative
+    python bench/vqa.py --seeds 0 --what curve --curve 1000 4000 20000 --short 300 --threads 1
+    python bench/vqa.py --seeds 0 --what blind --n-train 200 --blind-seconds 1 --out /tmp/vqa.json
 
 For each seed, on the same questions (--n-train training scenes with 5 questions each, held-out
 test scenes and the compositional split, whose every question names a held-out colour-shape
@@ -17,11 +19,18 @@ pair):
 * scratch (optional): the same classifier from random weights for --budget seconds;
 * stack (optional): the capstone's multimodal stack as the fusion (words query the regions,
   mean over words), from the captioner, for --budget seconds: the blind plateau.
+* generative (optional): `GenerativeVQA`, the captioner's decoder writing the answer word after
+  the question (BLIP's route), from the captioner, for --budget seconds.
+* curve (optional): pretraining against scratch over the number of labelled questions. For
+  each N of --curve (training scenes, 5 questions each), the glimpse classifier from the
+  captioner and from random weights, both for --short seconds of wall time (the captioner's
+  included in the first): rows `curve/pretrained/N` and `curve/scratch/N`.
 
 Every row records its training seconds (the captioner's included) and steps. Writes
 bench/results/vqa.json after every seed (a killed run keeps what it measured; rows of other
 answerers or seeds already in the file are kept, so runs of a few answerers add up) and prints
-mean ± sample standard deviation over seeds next to each kind's blind rate.
+mean ± sample standard deviation over seeds next to each kind's blind rate. --out writes
+another file instead (a short run, e.g. bench/gpu_check.py's, leaves vqa.json as it is).
 """
 
 from __future__ import annotations
@@ -42,9 +51,10 @@ from bench.common import command, write_results  # noqa: E402
 from minivlm.capstone import preset, run  # noqa: E402
 from minivlm.data.questions import KINDS, ShapesQuestions, blind_rates  # noqa: E402
 from minivlm.vqa import BlindVQA, ClassifierVQA, NSReader  # noqa: E402
+from minivlm.vqa_generative import GenerativeVQA  # noqa: E402
 from minivlm.vqa_train import accuracy, fit, reader_accuracy, steps_for  # noqa: E402
 
-ANSWERERS = ("blind", "reader", "short", "full", "scratch", "stack")
+ANSWERERS = ("blind", "reader", "short", "full", "scratch", "stack", "generative", "curve")
 DEFAULT = ("blind", "reader", "short", "full")
 
 
@@ -79,7 +89,7 @@ def one_seed(seed: int, args) -> list[dict]:
             train_seconds=secs)  # fmt: skip
     cfg = preset("quick", seed=seed, threads=args.threads, progress=False,
                  caption_steps=args.caption_steps)  # fmt: skip
-    if {"reader", "short", "full", "stack"} & set(args.what):
+    if {"reader", "short", "full", "stack", "generative", "curve"} & set(args.what):
         result, trained = run(cfg, verbose=False)
         cap_s, cap = result.train_seconds, trained.captioner
         print(f"  captioner: {cap_s:.0f} s, test exact {result.scores['test']['exact']:.3f}")
@@ -87,23 +97,37 @@ def one_seed(seed: int, args) -> list[dict]:
         reader = NSReader(cap, trained.tok)
         add("reader", (reader_accuracy(reader, test), reader_accuracy(reader, comp)),
             train_seconds=cap_s, caption_exact=result.scores["test"]["exact"])  # fmt: skip
-    for name, budget, fusion, start in (
-        ("short", args.short, "glimpse", "captioner"),
-        ("full", args.budget, "glimpse", "captioner"),
-        ("scratch", args.budget, "glimpse", "scratch"),
-        ("stack", args.budget, "stack", "captioner"),
-    ):
-        if name not in args.what:
-            continue
+    arms = [
+        ("short", args.short, "glimpse", "captioner", train),
+        ("full", args.budget, "glimpse", "captioner", train),
+        ("scratch", args.budget, "glimpse", "scratch", train),
+        ("stack", args.budget, "stack", "captioner", train),
+        ("generative", args.budget, "generative", "captioner", train),
+    ]
+    arms = [arm for arm in arms if arm[0] in args.what]
+    if "curve" in args.what:
+        for n in args.curve:
+            few = ShapesQuestions("train", n, seed=seed) if n != len(train.scenes) else train
+            for start in ("captioner", "scratch"):
+                name = f"curve/{'pretrained' if start == 'captioner' else 'scratch'}/{n}"
+                arms.append((name, args.short, "glimpse", start, few))
+    for name, budget, fusion, start, questions in arms:
         torch.manual_seed(seed)
-        if start == "captioner":
-            model, spent = ClassifierVQA.from_captioner(cap, cfg.model, fusion), cap_s
-        else:
-            model, spent = ClassifierVQA(cfg.model, fusion=fusion), 0.0
-        steps, secs = train_for(model, train, budget - spent, args, seed)
+        model = build(fusion, cfg.model, cap if start == "captioner" else None)
+        spent = cap_s if start == "captioner" else 0.0
+        steps, secs = train_for(model, questions, budget - spent, args, seed)
         add(name, (accuracy(model, test), accuracy(model, comp)), fusion=fusion, start=start,
-            steps=steps, budget_s=budget, train_seconds=spent + secs)  # fmt: skip
+            steps=steps, budget_s=budget, train_seconds=spent + secs,
+            n_train=len(questions.scenes))  # fmt: skip
     return rows
+
+
+def build(fusion: str, m, cap=None):
+    """A fresh answerer of this fusion ("stack", "glimpse" or "generative"), from the captioner
+    `cap`, or from random weights when cap is None."""
+    if fusion == "generative":
+        return GenerativeVQA.from_captioner(cap, m) if cap else GenerativeVQA(m)
+    return ClassifierVQA.from_captioner(cap, m, fusion) if cap else ClassifierVQA(m, fusion=fusion)
 
 
 def summary(rows: list[dict]) -> None:
@@ -132,28 +156,31 @@ def main() -> None:
     p.add_argument("--short", type=float, default=300.0, help="seconds: the chapter's run")
     p.add_argument("--blind-seconds", type=float, default=60.0)
     p.add_argument("--n-train", type=int, default=20_000)
+    p.add_argument("--curve", type=int, nargs="+", default=[1000, 4000, 20_000],
+                   help="training scenes for --what curve")  # fmt: skip
     p.add_argument("--n-test", type=int, default=1000)
     p.add_argument("--n-comp", type=int, default=1000)
     p.add_argument("--scenes", type=int, default=32, help="scenes per batch (5 questions each)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--caption-steps", type=int, default=2000, help="the captioner's stage 2")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--out", default=None, help="results file (default bench/results/vqa.json)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    path = Path(args.out) if args.out else ROOT / "bench" / "results" / "vqa.json"
     rows: list[dict] = []
     for seed in args.seeds:
         rows += one_seed(seed, args)
-        everything, commands = merged(rows, command("vqa.py", args))
-        write_results("vqa", commands[-1], everything, commands=commands, seeds=args.seeds)
+        everything, commands = merged(rows, command("vqa.py", args), path)
+        write_results("vqa", commands[-1], everything, path, commands=commands, seeds=args.seeds)
     summary(everything)
 
 
-def merged(rows: list[dict], cmd: str) -> tuple[list[dict], list[str]]:
-    """The rows of bench/results/vqa.json that these runs did not redo, then these rows (so a
+def merged(rows: list[dict], cmd: str, path: Path) -> tuple[list[dict], list[str]]:
+    """The rows of the results file (`path`) that these runs did not redo, then these rows (so a
     run of one answerer, e.g. --what scratch, adds to the file instead of replacing it), and
     every command whose rows the file holds, this one last."""
-    path = ROOT / "bench" / "results" / "vqa.json"
     old = json.loads(path.read_text()) if path.exists() else {"results": []}
     new = {(r["answerer"], r["seed"]) for r in rows}
     kept = [r for r in old["results"] if (r["answerer"], r["seed"]) not in new]

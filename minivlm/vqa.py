@@ -257,16 +257,37 @@ class ClassifierVQA(_Answerer):
         if self.fusion == "stack":
             h, _ = self.fuse.hidden(ids, cells, key_mask=mask, causal=False)  # (B, T, D)
             return masked_mean(h, mask)  # (B, D)
-        h, _ = self.qenc(self.embed(ids), key_mask=mask)  # (B, T, D)
-        q = masked_mean(h, mask)  # (B, D)
-        slots = self.slots.expand(len(h), -1, -1)  # (B, K, D)
-        requests, _ = self.word_pool(slots, context=h, key_mask=mask)  # (B, K, D)
-        score = requests @ self.cell_key(cells).transpose(1, 2) / cells.shape[-1] ** 0.5
-        where = score.softmax(-1)  # (B, K, N): where each glimpse looks
+        q, h, words, where = self.glimpses(cells, ids, mask)
         seen, at = where @ cells, where @ self.xy  # (B, K, D), (B, K, 2)
         check = self.cell_mlp(cells * self.ask(q)[:, None])  # (B, N, D)
         z = [q, check.mean(1), check.amax(1), seen.flatten(1), at.flatten(1)]
         return self.pool(torch.cat(z, -1))  # (B, D)
+
+    def glimpses(self, cells, ids, mask, need_weights: bool = False):
+        """Glimpse fusion's reading of the question: the question vector q (B, D), the words
+        (B, T, D), each glimpse's weights over the words (B, K, T; None unless need_weights,
+        averaged over heads) and its softmax over the cells (B, K, N)."""
+        h, _ = self.qenc(self.embed(ids), key_mask=mask)  # (B, T, D)
+        q = masked_mean(h, mask)  # (B, D)
+        slots = self.slots.expand(len(h), -1, -1)  # (B, K, D)
+        requests, words = self.word_pool(
+            slots, context=h, key_mask=mask, need_weights=need_weights
+        )  # (B, K, D), (B, heads, K, T) or None
+        score = requests @ self.cell_key(cells).transpose(1, 2) / cells.shape[-1] ** 0.5
+        where = score.softmax(-1)  # (B, K, N): where each glimpse looks
+        return q, h, None if words is None else words.mean(1), where
+
+    @torch.no_grad()
+    def looks(self, images: torch.Tensor, questions: list[str]):
+        """Where glimpse fusion looks, for the chapter's figures: per question, each glimpse's
+        weights over the question's tokens (B, K, T) and over the G*G cells (B, K, G, G)."""
+        if self.fusion != "glimpse":
+            raise InputError("fusion", "'glimpse' (only glimpses look at places)", self.fusion)
+        b = self.batch(images, questions)
+        cells = self.regions(b["image"])[b["which"]]  # (B, N, D)
+        _, _, words, where = self.glimpses(cells, b["ids"], b["mask"], need_weights=True)
+        G = self.config.grid
+        return words, where.reshape(*where.shape[:2], G, G)
 
 
 class NSReader:

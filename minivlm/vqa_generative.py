@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn as nn
 
 from .capstone.config import ModelConfig
 from .capstone.encoders import image_encoder

@@ -215,3 +215,17 @@ def test_a_short_generative_run_learns_to_write_answer_words():
     words = model.predict(to_tensor(train.images[train.which[:40]]), train.questions[:40])
     assert all(w in ANSWERS for w in words)  # it learned which words answer
     assert accuracy(model, train)["all"] > 0.3
+
+
+def test_looks_gives_each_glimpse_a_distribution_over_words_and_cells(small):
+    torch.manual_seed(0)
+    model = ClassifierVQA(TINY)
+    qs = small.questions[:3]
+    words, cells = model.looks(to_tensor(small.images[small.which[:3]]), qs)
+    ids, mask = model.tok.batch_encode(qs)
+    assert words.shape == (3, 3, ids.shape[1]) and cells.shape == (3, 3, 4, 4)
+    assert torch.allclose(words.sum(-1), torch.ones(3, 3), atol=1e-5)
+    assert (words[~mask[:, None].expand_as(words)] == 0).all()  # never on padding
+    assert torch.allclose(cells.sum((-2, -1)), torch.ones(3, 3), atol=1e-5)
+    with pytest.raises(InputError, match="only glimpses look"):
+        ClassifierVQA(TINY, fusion="stack").looks(to_tensor(small.images[:1]), qs[:1])
