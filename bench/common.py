@@ -32,16 +32,22 @@ def commit() -> str:
 
 
 def command(script: str, args: argparse.Namespace | None = None) -> str:
-    """The command line that reproduces a run: `python bench/<script>` and every option's value."""
+    """The command line that reproduces a run: `python bench/<script>` and every option's value
+    (an option left at None, i.e. not given, is left out)."""
     parts = [f"python bench/{script}"]
     for key, value in vars(args or argparse.Namespace()).items():
+        if value is None:
+            continue
         value = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
         parts.append(f"--{key.replace('_', '-')} {value}")
     return " ".join(parts)
 
 
-def write_results(name: str, cmd: str, results: list | dict, **settings) -> Path:
-    """Write bench/results/<name>.json atomically; `threads` is torch's thread count right now."""
+def write_results(
+    name: str, cmd: str, results: list | dict, path: str | Path | None = None, **settings
+) -> Path:
+    """Write bench/results/<name>.json (or `path`, e.g. a short run's temporary file) atomically;
+    `threads` is torch's thread count right now."""
     report = {
         "command": cmd,
         "machine": platform.machine(),
@@ -51,7 +57,9 @@ def write_results(name: str, cmd: str, results: list | dict, **settings) -> Path
         **settings,
         "results": results,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = atomic_write_text(RESULTS / f"{name}.json", json.dumps(report, indent=1))
-    print(f"wrote {path.relative_to(ROOT)}")
+    path = Path(path) if path is not None else RESULTS / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(report, indent=1))
+    shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+    print(f"wrote {shown}")
     return path

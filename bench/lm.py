@@ -7,7 +7,8 @@ does): the held-out perplexity curve, the training seconds, and, given a scene's
 as text, how often greedy decoding answers right, per question kind, on chapter 9's test
 questions and on its compositional ones (every one names a held-out pair). `pair_ppl` is the
 perplexity of held-out texts that name a held-out pair: a corpus that never named one finds
-them far less likely. Writes bench/results/lm.json.
+them far less likely. Writes bench/results/lm.json, or --out instead (a short run, e.g.
+bench/gpu_check.py's `--steps 200 --device cuda`, leaves lm.json as it is).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--n-scenes", type=int, default=300, help="test and comp scenes, 5 q each")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="where the model trains: cpu, cuda, ...")
+    p.add_argument("--out", default=None, help="results file (default bench/results/lm.json)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -64,7 +67,7 @@ def main() -> None:
                 PretrainConfig(), name_held_out=name == "true", batch_size=args.batch_size,
                 train=train,
             )  # fmt: skip
-            run = pretrain_lm(cfg)
+            run = pretrain_lm(cfg, device=args.device)
             row = {
                 "name_held_out": cfg.name_held_out,
                 "seed": seed,
@@ -84,7 +87,7 @@ def main() -> None:
                 print(f"  {split}:", {k: round(v, 3) for k, v in sorted(row[split].items())})
     base = PretrainConfig()
     model = {k: getattr(base, k) for k in ("d_model", "n_heads", "n_layers", "max_len", "mix")}
-    write_results("lm", command("lm.py", args), rows, model=model)
+    write_results("lm", command("lm.py", args), rows, args.out, model=model)
 
 
 if __name__ == "__main__":
