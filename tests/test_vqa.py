@@ -229,3 +229,13 @@ def test_looks_gives_each_glimpse_a_distribution_over_words_and_cells(small):
     assert torch.allclose(cells.sum((-2, -1)), torch.ones(3, 3), atol=1e-5)
     with pytest.raises(InputError, match="only glimpses look"):
         ClassifierVQA(TINY, fusion="stack").looks(to_tensor(small.images[:1]), qs[:1])
+
+
+def test_fit_logs_the_learning_curve_on_held_out_questions(small):
+    torch.manual_seed(0)
+    model = BlindVQA(d_model=32, n_layers=1, image_size=32)
+    held_out = ShapesQuestions("test", 12, size=32)
+    log = fit(model, small, steps=6, scenes=4, log_every=2, held_out=held_out, eval_every=3)
+    evals = [r for r in log if r.get("eval")]
+    assert [r["step"] for r in evals] == [3, 6]
+    assert evals[-1]["all"] == accuracy(model, held_out)["all"]  # the model as it ended
