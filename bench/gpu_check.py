@@ -7,8 +7,8 @@ Parts, in this order (all of them when none is named), each a subprocess stopped
 
     notebooks  every notebooks/*.ipynb under strict nbval, --jobs side by side (2 threads each,
                MPLBACKEND unset so plt.show() draws the inline figures the outputs hold)   140 s
-    capstone   `python -m minivlm capstone --preset gpu`, sized by CAPSTONE_GPU to finish in
-               about 2.5 minutes on an H100: its scores, times and steps from results.json 170 s
+    capstone   `python -m minivlm capstone --preset gpu`, made smaller by CAPSTONE_GPU to an
+               estimated 2-3 minutes on an H100 (not yet measured): scores, times, steps  170 s
     bf16       bench/bf16.py: bf16 autocast against fp32 on the same capstone steps        30 s
     vqa        bench/vqa.py's short mode: blind answerer, captioner and reader, one seed     60 s
     lm         bench/lm.py's short mode: 200 steps of chapter 10's language model on CUDA    30 s
@@ -95,21 +95,35 @@ def _tree(pid: int) -> set[int]:
     return found
 
 
+def running(pid: int) -> bool:
+    """Whether process pid still runs (a zombie has ended: only its exit status is left)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def _stop(proc: subprocess.Popen, grace: float) -> None:
     """SIGINT to the command's process group, `grace` s to finish, then SIGKILL to every process
-    it started (a Jupyter kernel runs in a session of its own, so a group kill would miss it)."""
+    it started (a Jupyter kernel runs in a session of its own, so a group kill would miss it),
+    and wait (up to GRACE_S) until they have ended, so the next part finds the GPU free."""
     tree = _tree(proc.pid)
     try:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(grace)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
-    for pid in tree | _tree(proc.pid):
+    tree |= _tree(proc.pid)
+    for pid in tree:
         try:
             os.kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
     proc.wait()
+    deadline = time.monotonic() + GRACE_S
+    while any(running(pid) for pid in tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def run_limited(

@@ -28,14 +28,6 @@ def _load():
 gpu_check = _load()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a zombie has ended; only its exit status is left
-
-
 # ---------------------------------------------------------------- the time-limit helper
 
 
@@ -68,7 +60,7 @@ def test_a_stopped_command_leaves_no_process_behind(tmp_path):
     out = gpu_check.run_limited([sys.executable, "-c", code], 3, tmp_path / "tree.log", grace=0.5)
     assert out.timed_out and out.seconds < 10
     assert pid_file.exists(), "the command did not start its child in time"
-    assert not _alive(int(pid_file.read_text()))
+    assert not gpu_check.running(int(pid_file.read_text()))
 
 
 # ---------------------------------------------------------------- the dry run
