@@ -1,4 +1,4 @@
-"""The schematic diagram of each chapter 1 to 8 (and 7b), drawn by code (one function each).
+"""The schematic diagram of each chapter 1 to 9 (and 7b), drawn by code (one function each).
 
 Rerun after changing a drawing (or the code it depicts), from the repository root with the
 project's Python (.venv/bin/python; the drawings read facts from minivlm):
@@ -18,17 +18,22 @@ The facts drawn come from the package where they are data (the tokenizer's ids, 
 colour-shape pairs, the colours, what the parser and the metrics make of a caption); the names
 in the boxes are those of the modules each chapter imports (minivlm/data, attention.py,
 transformer.py, vision.py, text.py, fusion.py, objectives.py, captioner.py, metrics.py,
-capstone/).
+capstone/, vqa.py).
+
+Chapter 9's drawing lives in book/diagrams_vqa.py, which imports these helpers from this file
+(`from diagrams import Canvas, ...`); the registry loads it when the drawing is first asked for.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
+from types import ModuleType
 
 import matplotlib
 
@@ -813,6 +818,32 @@ def pipeline() -> Canvas:
     return c
 
 
+# --- chapter 9 and later: drawn in sibling modules that import the helpers above -------------
+
+
+def _sibling(name: str) -> ModuleType:
+    """book/<name>.py, loaded once. It does `from diagrams import ...`: that must find this very
+    module, whatever it was loaded as (__main__ for `python book/diagrams.py`, book_diagrams in
+    tests/test_diagrams.py), rather than run this file a second time."""
+    if name not in sys.modules:
+        sys.modules.setdefault("diagrams", sys.modules[__name__])
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return sys.modules[name]
+
+
+def vqa() -> Canvas:
+    """Chapter 9: four answerers, one picture and one question (book/diagrams_vqa.py)."""
+    return _sibling("diagrams_vqa").vqa()
+
+
 DIAGRAMS: dict[str, Callable[[], Canvas]] = {
     "01_shapes_world.svg": shapes_world,
     "02_attention.svg": attention,
@@ -823,6 +854,7 @@ DIAGRAMS: dict[str, Callable[[], Canvas]] = {
     "07_captioning.svg": captioning,
     "07b_caption_metrics.svg": caption_metrics,
     "08_pipeline.svg": pipeline,
+    "09_vqa.svg": vqa,
 }
 
 

@@ -1,5 +1,5 @@
-"""The chapter diagrams: book/diagrams.py draws them, notebooks/figures/ holds them, and every
-chapter shows its own with alt text.
+"""The chapter diagrams: book/diagrams.py draws them (chapter 9's from book/diagrams_vqa.py),
+notebooks/figures/ holds them, and every chapter shows its own with alt text.
 
 A committed SVG must be what the code draws now: the same text, and the same bytes when the
 matplotlib that runs the test is the one that drew the file (its version is in the SVG's
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "notebooks" / "figures"
 SVG_NS = "{http://www.w3.org/2000/svg}"
-# the file names other pages use: one diagram per chapter 1 to 8, and one for chapter 7b
+# the file names other pages use: one diagram per chapter 1 to 9, and one for chapter 7b
 NAMES = [
     "01_shapes_world.svg",
     "02_attention.svg",
@@ -32,6 +32,7 @@ NAMES = [
     "07_captioning.svg",
     "07b_caption_metrics.svg",
     "08_pipeline.svg",
+    "09_vqa.svg",
 ]
 # a markdown image ![alt](figures/x.svg "title") or an HTML <img> naming figures/x.svg
 MARKDOWN_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?(figures/[^)\s>]+\.svg)>?(?:\s+\"[^\"]*\")?\s*\)")
