@@ -242,7 +242,7 @@ class ClassifierVQA(_Answerer):
             new = model.fuse.embed if fusion == "stack" else model.embed
             new.word.weight[: old.word.num_embeddings] = old.word.weight  # (V_caption, D)
             new.pos.copy_(old.pos[: new.max_len])
-        return model
+        return model.to(old.word.weight.device)  # where the captioner is (a GPU, say)
 
     def regions(self, images: torch.Tensor) -> torch.Tensor:
         """Region tokens (B, Ni, D); for "glimpse" one token per cell (shape + colour)."""

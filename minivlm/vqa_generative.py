@@ -58,7 +58,7 @@ class GenerativeVQA(_Answerer):
             new.lm_head.weight[:V] = old.lm_head.weight
             new.lm_head.bias[:V] = old.lm_head.bias
         model.decoder = new
-        return model
+        return model.to(old.lm_head.weight.device)  # where the captioner is (a GPU, say)
 
     def logits(self, batch: dict) -> torch.Tensor:
         """Next-word logits (B, V) at the question's last word, "?": the answer's position."""

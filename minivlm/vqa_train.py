@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from .data import CaptionTokenizer, to_tensor
 from .data.questions import KINDS, ShapesQuestions
-from .train import TrainConfig, evaluating, make_optimizer, train
+from .train import TrainConfig, evaluating, make_optimizer, to_device, train
 from .vqa import NSReader, _Answerer, answer_types
 
 
@@ -73,7 +73,7 @@ def fit(
                       seed=seed, log_every=log_every, eval_every=eval_every,
                       progress=False)  # fmt: skip
     score = (lambda m, _: accuracy(m, held_out)) if held_out is not None else None
-    return train(model, batches, cfg, evaluate=score)
+    return train(model, batches, cfg, evaluate=score, device=model.types.device)  # where it is
 
 
 def steps_for(
@@ -87,7 +87,7 @@ def steps_for(
     for i in range(probe):
         if i == 2:
             t0 = time.perf_counter()
-        loss = twin(batches(i))["loss"]
+        loss = twin(to_device(batches(i), twin.types.device))["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
