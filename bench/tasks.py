@@ -17,6 +17,9 @@ VQA_ARMS = {  # the answerer's key in vqa.json -> how the table names it
     "reader": "NSReader: caption, parse, execute",
     "short": "ClassifierVQA (glimpse), shorter budget",
     "full": "ClassifierVQA (glimpse), full budget",
+    "scratch": "ClassifierVQA (glimpse) from random weights, full budget",
+    "stack": "ClassifierVQA (multimodal stack, mean over words), full budget",
+    "generative": "GenerativeVQA: the decoder writes the answer, full budget",
 }
 
 
@@ -28,6 +31,34 @@ def _share(scores: dict, kind: str) -> str:
 def _source(r: dict) -> str:
     threads = f"{r['threads']} thread" + ("s" if r["threads"] > 1 else "")
     return f"`{r['command']}` ({r['machine']}, {threads}, torch {r['torch']})"
+
+
+def seeds_of(runs: list[dict]) -> str:
+    return ", ".join(str(x["seed"]) for x in runs)
+
+
+def curve_table(arms: dict[str, list[dict]]) -> str | None:
+    """Pretraining against scratch over the number of labelled scenes (rows curve/<arm>/<N>)."""
+    ns = sorted({int(k.rsplit("/", 1)[1]) for k in arms if k.startswith("curve/")})
+    if not ns:
+        return None
+    rows = []
+    for n in ns:
+        cells = []
+        for arm in ("pretrained", "scratch"):
+            runs = arms.get(f"curve/{arm}/{n}", [])
+            cells += [ms(x[s]["all"] for x in runs) if runs else "–" for s in ("test", "comp")]
+        runs = arms.get(f"curve/pretrained/{n}") or arms[f"curve/scratch/{n}"]
+        rows.append([f"{n:,}", f"{5 * n:,}", *cells, seeds_of(runs)])
+    return table(["scenes", "questions", "from the captioner: held-out", "compositional",
+                  "from scratch: held-out", "compositional", "seeds"], rows)  # fmt: skip
+
+
+def _sources(r: dict) -> str:
+    """Every command whose rows the file holds (each row gives its seeds)."""
+    threads = f"{r['threads']} thread" + ("s" if r["threads"] > 1 else "")
+    commands = " and ".join(f"`{c}`" for c in r.get("commands", [r["command"]]))
+    return f"{commands} ({r['machine']}, {threads}, torch {r['torch']})"
 
 
 def vqa_section(r: dict) -> str:
@@ -42,15 +73,22 @@ def vqa_section(r: dict) -> str:
         seconds = span(x["train_seconds"] for x in runs) if "train_seconds" in runs[0] else "–"
         rows.append([
             name, ms(x["test"]["all"] for x in runs), ms(x["comp"]["all"] for x in runs),
-            *(ms((x["test"][k] for x in runs), 2) for k in VQA_KINDS), seconds,
+            *(ms((x["test"][k] for x in runs), 2) for k in VQA_KINDS), seconds, seeds_of(runs),
         ])  # fmt: skip
+    curve = curve_table(arms)
+    budget = next((x["budget_s"] for k, v in arms.items() if k.startswith("curve/") for x in v), 0)
     return "\n\n".join([
         "## Visual question answering (chapter 9)",
-        f"{_source(r)}, seeds {', '.join(map(str, r['seeds']))}: accuracy on the questions of "
+        f"{_sources(r)}: accuracy on the questions of "
         "held-out scenes, all kinds and per kind, and on the compositional split. The glimpse "
         "classifier and the reader start from a quick-preset captioner, whose training is "
         "counted in their seconds.",
-        table(["answerer", "held-out", "compositional", *VQA_KINDS, "training (s)"], rows),
+        table(["answerer", "held-out", "compositional", *VQA_KINDS, "training (s)", "seeds"],
+              rows),
+        *([f"**Pretraining against scratch, over the number of labelled questions.** The glimpse "
+           f"classifier from the captioner and from random weights, each for {budget:.0f} s of "
+           "wall time (the captioner's training counted in the first), trained on the first N "
+           "scenes' questions; accuracy held out and compositional.", curve] if curve else []),
     ])  # fmt: skip
 
 
