@@ -106,11 +106,13 @@ def caption(args) -> int:
 
 
 def ask(args) -> int:
-    """Answer questions about one picture (chapter 9), with the answerer saved in RUN_DIR: a
-    VQA run, or a capstone run, whose captioner answers as the neuro-symbolic reader."""
+    """Answer questions about one picture (chapters 9 and 10), with the answerer saved in
+    RUN_DIR: a VQA run, a capstone run (whose captioner answers as the neuro-symbolic reader),
+    or a chapter 10 run, which can also "describe the image"."""
     from .capstone.use import render_text
     from .data.images import load_image
-    from .data.question_grammar import parse_question
+    from .llava import PrefixVLM, instruction
+    from .llava import ask as vlm_ask
     from .vqa import answer
     from .vqa_runs import load_answerer
 
@@ -119,14 +121,15 @@ def ask(args) -> int:
         raise InputError("ask", 'IMAGE then one or more questions, e.g. "is there a red circle?"',
                          "no question")  # fmt: skip
     for q in questions:  # a malformed question fails before the model is loaded
-        parse_question(q)
+        instruction(q)  # a question of chapter 9's grammar, or "describe the image"
     model = load_answerer(args.run_dir)
+    reply = vlm_ask if isinstance(model, PrefixVLM) else answer
     if args.scene:
         picture = render_text(args.scene, model.image_size)  # (S, S, 3) uint8
     else:
         picture = load_image(image_file, model.image_size)  # (S, S, 3) uint8
     for q in questions:
-        print(f"{q} {answer(model, picture, q)}")
+        print(f"{q} {reply(model, picture, q)}")
     return 0
 
 
@@ -150,8 +153,8 @@ def build_parser() -> Parser:
     use.add_argument("images", nargs="*", help="PNG or JPEG files, any size")
     use.add_argument("--scene", action="append", help="a scene to draw and caption, in words")
     use.add_argument("--attention", help="save each word's attention map to this PNG")
-    qa = sub.add_parser("ask", help="answer questions about a picture (chapter 9)")
-    qa.add_argument("run_dir", help="a VQA run (save_answerer) or a finished capstone run")
+    qa = sub.add_parser("ask", help="answer questions about a picture (chapters 9 and 10)")
+    qa.add_argument("run_dir", help="a VQA run, a finished capstone run or a chapter 10 run")
     qa.add_argument("items", nargs="+", metavar="IMAGE QUESTION", help="a picture, then questions")
     qa.add_argument("--scene", help="draw this scene (in words) instead of reading IMAGE")
     return parser

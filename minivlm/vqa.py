@@ -41,7 +41,14 @@ from .capstone.evaluation import caption_images
 from .capstone.model import Captioner, multimodal_stack
 from .data import CaptionTokenizer, to_tensor
 from .data.captions import try_parse
-from .data.question_grammar import ANSWERS, COUNT_ANSWERS, Program, execute, parse_question
+from .data.question_grammar import (
+    ANSWERS,
+    COUNT_ANSWERS,
+    Program,
+    execute,
+    normalize_question,
+    parse_question,
+)
 from .data.questions import question_tokenizer
 from .data.scenes import COLORS, SHAPES, SIZES
 from .errors import InputError
@@ -133,6 +140,7 @@ class _Answerer(nn.Module):
     def batch(self, images: torch.Tensor, questions: list[str]) -> dict:
         """A batch for `logits`: images (B, 3, S, S) float, one question each."""
         device = self.types.device
+        questions = [normalize_question(q) for q in questions]  # "circle?" -> "circle ?"
         ids, mask = self.tok.batch_encode(questions)  # (B, T) each
         return {
             "image": images.to(device),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
@@ -27,6 +28,9 @@ from .errors import InputError
 from .files import atomic_write, atomic_write_text
 from .vqa import BlindVQA, ClassifierVQA, Model, NSReader
 from .vqa_generative import GenerativeVQA
+
+if TYPE_CHECKING:  # llava imports vqa; loaded only when a chapter 10 run is asked for
+    from .llava import PrefixVLM
 
 FILES = ("answerer.json", "tokenizer.json", "answerer.safetensors")
 
@@ -53,18 +57,23 @@ def save_answerer(
     return out
 
 
-def load_answerer(run_dir: str | Path, device: str | torch.device = "cpu") -> Model:
-    """The answerer saved in run_dir: a VQA run (`save_answerer`), or a finished capstone run,
-    whose captioner becomes an `NSReader`."""
+def load_answerer(run_dir: str | Path, device: str | torch.device = "cpu") -> Model | PrefixVLM:
+    """The answerer saved in run_dir: a VQA run (`save_answerer`), a finished capstone run,
+    whose captioner becomes an `NSReader`, or a chapter 10 run (`llava.save_vlm`)."""
     run_dir = Path(run_dir)
+    if (run_dir / "vlm.json").is_file():  # a chapter 10 run (llava.save_vlm)
+        from .llava import load_vlm
+
+        return load_vlm(run_dir, device)
     if (run_dir / "captioner.safetensors").is_file() and not (run_dir / FILES[0]).exists():
         cap = load_captioner(run_dir, device)
         return NSReader(cap.captioner, cap.tok, cap.size)
     missing = [n for n in FILES if not (run_dir / n).is_file()]
     if missing:
         raise InputError(
-            "run_dir", "a VQA run (answerer.json, tokenizer.json, answerer.safetensors) or a "
-            "finished capstone run (captioner.safetensors)", f"{run_dir} without "
+            "run_dir", "a VQA run (answerer.json, tokenizer.json, answerer.safetensors), a "
+            "finished capstone run (captioner.safetensors) or a chapter 10 run (vlm.json)",
+            f"{run_dir} without "
             f"{', '.join(missing)}",
         )  # fmt: skip
     try:

@@ -239,3 +239,14 @@ def test_fit_logs_the_learning_curve_on_held_out_questions(small):
     evals = [r for r in log if r.get("eval")]
     assert [r["step"] for r in evals] == [3, 6]
     assert evals[-1]["all"] == accuracy(model, held_out)["all"]  # the model as it ended
+
+
+def test_typed_questions_are_tidied_before_the_model_reads_them():
+    torch.manual_seed(0)
+    model = ClassifierVQA(TINY)
+    typed, tidy = "Is there a red circle?", "is there a red circle ?"
+    batch = model.batch(torch.zeros(2, 3, 32, 32), [typed, tidy])
+    assert torch.equal(batch["ids"][0], batch["ids"][1])
+    assert model.tok.unk_id not in batch["ids"].tolist()[0]  # "circle?" would be [UNK]
+    picture = np.zeros((32, 32, 3), np.uint8)
+    assert answer(model, picture, typed) == answer(model, picture, tidy)

@@ -121,3 +121,18 @@ def test_ask_errors_are_one_line(tmp_path, capsys, argv, error):
     assert main(["ask", *(a.format(**where) for a in argv)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(error) and err.count("\n") == 1, err
+
+
+def test_ask_serves_a_chapter_10_model_too(tmp_path, capsys):
+    from minivlm.llava import ask as vlm_ask
+    from minivlm.llava import save_vlm
+
+    from .test_llava import tiny
+
+    model = tiny().eval()
+    save_vlm(model, tmp_path / "vlm")
+    assert isinstance(load_answerer(tmp_path / "vlm"), type(model))
+    questions = ["describe the image", "is there a red circle ?"]
+    assert main(["ask", str(tmp_path / "vlm"), "--scene", SCENE, *questions]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{q} {vlm_ask(model, scene_picture(), q)}" for q in questions]
