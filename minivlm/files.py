@@ -40,3 +40,22 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     for p in stale:
         p.unlink(missing_ok=True)
     return len(stale)
+
+
+def save_run(
+    run_dir: str | os.PathLike, files: tuple[str, str, str], info: dict, model, tok
+) -> Path:
+    """A trained model's folder (chapters 9 and 10): `info` as JSON, the tokenizer, and every
+    weight as safetensors, named `files` = (json, tokenizer, weights), each written atomically;
+    the weights first and the JSON last, so a folder with its JSON is complete. Returns it."""
+    import json
+
+    from safetensors.torch import save_file
+
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(out / files[2], lambda p: save_file(tensors, p))
+    atomic_write(out / files[1], tok.save)
+    atomic_write_text(out / files[0], json.dumps(info, indent=1))
+    return out

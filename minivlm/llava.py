@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .capstone.config import ModelConfig
 from .capstone.encoders import image_encoder
@@ -52,7 +52,7 @@ from .data import CaptionTokenizer
 from .data.corpus import DESCRIBE, qa_prompt
 from .data.question_grammar import normalize_question, parse_question
 from .errors import InputError
-from .files import atomic_write, atomic_write_text
+from .files import save_run
 from .lm import CausalLM, LMConfig, encode
 from .train import evaluating
 from .vqa import _image
@@ -278,14 +278,8 @@ def save_vlm(model: PrefixVLM, run_dir: str | Path, scores: dict | None = None) 
     (every weight, encoder included) into run_dir, each atomically; returns the folder."""
     if not isinstance(model, PrefixVLM):
         raise TypeError(f"model must be a PrefixVLM, got {type(model).__name__}")
-    out = Path(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(out / FILES[2], lambda p: save_file(tensors, p))
-    atomic_write(out / FILES[1], model.tok.save)
     info = {"model": "prefix_vlm", **asdict(model.cfg), "scores": scores or {}}
-    atomic_write_text(out / FILES[0], json.dumps(info, indent=1))
-    return out
+    return save_run(run_dir, FILES, info, model, model.tok)
 
 
 def load_vlm(run_dir: str | Path, device: str | torch.device = "cpu") -> PrefixVLM:

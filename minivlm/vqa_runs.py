@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .capstone.config import ModelConfig
 from .capstone.use import load_captioner
 from .data import CaptionTokenizer
 from .errors import InputError
-from .files import atomic_write, atomic_write_text
+from .files import save_run
 from .vqa import BlindVQA, ClassifierVQA, Model, NSReader
 from .vqa_generative import GenerativeVQA
 
@@ -48,13 +48,7 @@ def save_answerer(
     else:
         kind = type(model).__name__
         raise TypeError(f"model must be a BlindVQA, ClassifierVQA or GenerativeVQA, got {kind}")
-    out = Path(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(out / FILES[2], lambda p: save_file(tensors, p))
-    atomic_write(out / FILES[1], model.tok.save)
-    atomic_write_text(out / FILES[0], json.dumps({**info, "scores": scores or {}}, indent=1))
-    return out
+    return save_run(run_dir, FILES, {**info, "scores": scores or {}}, model, model.tok)
 
 
 def load_answerer(run_dir: str | Path, device: str | torch.device = "cpu") -> Model | PrefixVLM:
