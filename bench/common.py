@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -63,3 +64,32 @@ def write_results(
     shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
     print(f"wrote {shown}")
     return path
+
+
+def merged(rows: list[dict], cmd: str, path: Path, key: str) -> tuple[list[dict], list[str]]:
+    """The rows of the results file (`path`) that these runs did not redo, then these rows (so a
+    run of one arm, e.g. `--what scratch`, adds to the file instead of replacing it), and every
+    command whose rows the file holds, this one last. A row is named by (row[key], its seed)."""
+    old = json.loads(path.read_text()) if path.exists() else {"results": []}
+    new = {(r[key], r["seed"]) for r in rows}
+    kept = [r for r in old["results"] if (r[key], r["seed"]) not in new]
+    commands = old.get("commands", [old["command"]] if "command" in old else []) if kept else []
+    return kept + rows, [c for c in commands if c != cmd] + [cmd]
+
+
+def summary(rows: list[dict], key: str) -> None:
+    """Print mean ± sample std over seeds per row[key], per score of "test" and "comp"."""
+    names = list(dict.fromkeys(r[key] for r in rows))
+    for split in ("test", "comp"):
+        keys = list(rows[0][split])
+        print(f"\n{split:<11}" + "".join(f"{k:>14}" for k in keys) + f"{'train s':>10}")
+        for name in names:
+            runs = [r for r in rows if r[key] == name]
+            cells = []
+            for k in keys:
+                v = [r[split][k] for r in runs if k in r[split]]
+                sd = statistics.stdev(v) if len(v) > 1 else 0.0
+                cells.append(f"{statistics.mean(v):>7.3f} ±{sd:.3f}" if v else "")
+            secs = [r["train_seconds"] for r in runs if "train_seconds" in r]
+            took = f"{statistics.mean(secs):>10.0f}" if secs else ""
+            print(f"{name:<11}" + "".join(f"{c:>14}" for c in cells) + took)

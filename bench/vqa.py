@@ -36,8 +36,6 @@ another file instead (a short run, e.g. bench/gpu_check.py's, leaves vqa.json as
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -47,7 +45,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import command, write_results  # noqa: E402
+from bench.common import command, merged, summary, write_results  # noqa: E402
 from minivlm.capstone import preset, run  # noqa: E402
 from minivlm.data.questions import KINDS, ShapesQuestions, blind_rates  # noqa: E402
 from minivlm.vqa import BlindVQA, ClassifierVQA, NSReader  # noqa: E402
@@ -130,24 +128,6 @@ def build(fusion: str, m, cap=None):
     return ClassifierVQA.from_captioner(cap, m, fusion) if cap else ClassifierVQA(m, fusion=fusion)
 
 
-def summary(rows: list[dict]) -> None:
-    """Mean ± std over seeds per answerer, per kind, held out and compositional."""
-    names = list(dict.fromkeys(r["answerer"] for r in rows))
-    for split in ("test", "comp"):
-        keys = [k for k in (*KINDS, "all") if k in rows[0][split]]
-        print(f"\n{split:<11}" + "".join(f"{k:>14}" for k in keys) + f"{'train s':>10}")
-        for name in names:
-            runs = [r for r in rows if r["answerer"] == name]
-            cells = []
-            for k in keys:
-                v = [r[split][k] for r in runs]
-                sd = statistics.stdev(v) if len(v) > 1 else 0.0
-                cells.append(f"{statistics.mean(v):>7.3f} ±{sd:.3f}")
-            secs = [r["train_seconds"] for r in runs if "train_seconds" in r]
-            took = f"{statistics.mean(secs):>10.0f}" if secs else ""
-            print(f"{name:<11}" + "".join(f"{c:>14}" for c in cells) + took)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -172,20 +152,9 @@ def main() -> None:
     rows: list[dict] = []
     for seed in args.seeds:
         rows += one_seed(seed, args)
-        everything, commands = merged(rows, command("vqa.py", args), path)
+        everything, commands = merged(rows, command("vqa.py", args), path, key="answerer")
         write_results("vqa", commands[-1], everything, path, commands=commands, seeds=args.seeds)
-    summary(everything)
-
-
-def merged(rows: list[dict], cmd: str, path: Path) -> tuple[list[dict], list[str]]:
-    """The rows of the results file (`path`) that these runs did not redo, then these rows (so a
-    run of one answerer, e.g. --what scratch, adds to the file instead of replacing it), and
-    every command whose rows the file holds, this one last."""
-    old = json.loads(path.read_text()) if path.exists() else {"results": []}
-    new = {(r["answerer"], r["seed"]) for r in rows}
-    kept = [r for r in old["results"] if (r["answerer"], r["seed"]) not in new]
-    commands = old.get("commands", [old["command"]] if "command" in old else []) if kept else []
-    return kept + rows, [c for c in commands if c != cmd] + [cmd]
+    summary(everything, key="answerer")
 
 
 if __name__ == "__main__":

@@ -234,8 +234,8 @@ class PrefixVLM(nn.Module):
         """batch: "image" (Bs, 3, S, S), "which" (B,) the image of each dialogue, "ids",
         "mask" and "answer" (B, T) from `encode_dialogues`."""
         ids, mask, answer = batch["ids"], batch["mask"], batch["answer"]
-        prefix = self.image_tokens(batch["image"])[batch["which"]]  # (B, Np, D)
-        logits = self.lm.logits(ids[:, :-1], mask[:, :-1], prefix)  # (B, T-1, V)
+        prefix = self.image_tokens(batch["image"])  # (Bs, Np, D): once per image
+        logits = self.lm.shared_logits(ids[:, :-1], mask[:, :-1], prefix, batch["which"])
         hit = (logits.argmax(-1) == ids[:, 1:])[answer[:, 1:]]  # (n answer tokens,)
         return {"loss": answer_loss(logits, ids, answer), "acc": hit.float().mean()}
 
@@ -249,11 +249,12 @@ class PrefixVLM(nn.Module):
         lengths = mask.sum(1) - 1  # (B,): [BOS] and the prompt's words, without [EOS]
         out = [""] * len(questions)
         with evaluating(self):
-            prefix = self.image_tokens(images.to(self.device))[which.to(self.device)]  # (B, Np, D)
+            prefix = self.image_tokens(images.to(self.device))  # (Bs, Np, D): once per image
+            which = which.to(self.device)
             for n in lengths.unique().tolist():
                 rows = (lengths == n).nonzero()[:, 0]  # (b,)
                 room = min(max_new, self.cfg.lm.max_len - n)
-                new = self.lm.generate(ids[rows, :n].to(self.device), room, prefix[rows])
+                new = self.lm.generate(ids[rows, :n].to(self.device), room, prefix, which[rows])
                 for i, r in zip(rows.tolist(), new, strict=True):
                     out[i] = self.tok.decode(r)
         return out

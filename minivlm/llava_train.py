@@ -12,9 +12,12 @@ Both stages read a `ShapesQuestions` set: its images, its questions and its scen
 `DialogueBatches` is get_batch(step) for `minivlm.train.train`, a function of (seed, step);
 each scene's image goes through the encoder once and serves all its dialogues (`which`).
 `accuracy` answers by greedy decoding: per question kind, and caption exact match for describe.
+`steps_for` turns seconds into steps, to compare recipes (or chapters) at equal training time.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import torch
@@ -25,6 +28,7 @@ from .data.questions import ShapesQuestions
 from .errors import InputError
 from .llava import PrefixVLM, encode_dialogues
 from .train import TrainConfig, train
+from .train import steps_for as time_steps
 from .vqa_train import _score
 
 
@@ -73,6 +77,21 @@ class DialogueBatches:
         }
 
 
+def _trainable(model: PrefixVLM, stage: int, unfreeze_lm: bool | int) -> None:
+    """Freeze or unfreeze the LM as a stage says (the projector always learns)."""
+    if stage not in (1, 2):
+        raise InputError("stage", "1 (captions) or 2 (instructions)", repr(stage))
+    frozen = unfreeze_lm is False or (type(unfreeze_lm) is int and unfreeze_lm == 0)
+    if stage == 1 and not frozen:
+        raise InputError(
+            "unfreeze_lm", "False in stage 1 (the projector learns alone)", unfreeze_lm
+        )
+    if frozen:
+        model.freeze_lm()
+    else:
+        model.unfreeze_lm(None if unfreeze_lm is True else unfreeze_lm)  # type: ignore[arg-type]
+
+
 def fit_stage(
     model: PrefixVLM,
     data: ShapesQuestions,
@@ -95,23 +114,31 @@ def fit_stage(
     last k blocks (`PrefixVLM.unfreeze_lm`). The encoder never learns. held_out: scored
     (`accuracy`) every eval_every steps and at the end, logged as records with "eval": True.
     out_dir: checkpoints and metrics.jsonl, resumed from there (`minivlm.train.train`)."""
-    if stage not in (1, 2):
-        raise InputError("stage", "1 (captions) or 2 (instructions)", repr(stage))
-    frozen = unfreeze_lm is False or (type(unfreeze_lm) is int and unfreeze_lm == 0)
-    if stage == 1 and not frozen:
-        raise InputError(
-            "unfreeze_lm", "False in stage 1 (the projector learns alone)", unfreeze_lm
-        )
-    if frozen:
-        model.freeze_lm()
-    else:
-        model.unfreeze_lm(None if unfreeze_lm is True else unfreeze_lm)  # type: ignore[arg-type]
+    _trainable(model, stage, unfreeze_lm)
     batches = DialogueBatches(data, model.tok, scenes, stage, describe, seed, model.cfg.lm.max_len)
     cfg = TrainConfig(steps=steps, lr=lr, warmup=min(warmup, max(1, steps // 10)), min_lr=lr / 20,
                       seed=seed, log_every=log_every, eval_every=eval_every,
                       progress=False)  # fmt: skip
     score = (lambda m, _: accuracy(m, held_out)) if held_out is not None else None
     return train(model, batches, cfg, out_dir, evaluate=score, device=model.device)
+
+
+def steps_for(
+    model: PrefixVLM,
+    data: ShapesQuestions,
+    seconds: float,
+    stage: int,
+    unfreeze_lm: bool | int = False,
+    scenes: int = 32,
+    describe: float = 0.5,
+    probe: int = 12,
+) -> int:
+    """How many steps of `fit_stage` with these settings fit in `seconds` (timed on a copy,
+    `minivlm.train.steps_for`): chapter 10 against chapter 9 at equal training time."""
+    twin = copy.deepcopy(model)
+    _trainable(twin, stage, unfreeze_lm)
+    batches = DialogueBatches(data, twin.tok, scenes, stage, describe, 12345, twin.cfg.lm.max_len)
+    return time_steps(twin, batches, seconds, probe, twin.device)
 
 
 @torch.no_grad()

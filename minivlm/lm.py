@@ -83,6 +83,32 @@ class CausalLM(nn.Module):
         h, _ = self.encoder(x, key_mask=key_mask, causal=True)  # (B, Np+T, D)
         return self.lm_head(h[:, n_prefix:])  # (B, T, V)
 
+    def shared_logits(
+        self, ids: torch.Tensor, key_mask: torch.Tensor, prefix: torch.Tensor, which: torch.Tensor
+    ) -> torch.Tensor:
+        """`logits(ids, key_mask, prefix[which])`, with each prefix run through the blocks once.
+
+        prefix (Bs, Np, D): one per image; which (B,): the image of each text. Under the causal
+        mask a prefix token reads only the prefix, so its hidden states are the same for every
+        text that shares the image: each block computes them once per image (Bs x Np tokens,
+        not B x Np) and every text's words read them as keys and values, the prefix caching of
+        LLM serving. Chapter 10 asks five questions of each image, so this is most of a step."""
+        blocks = self.encoder.layers
+        x, v = self.embed(ids), prefix  # (B, T, D), (Bs, Np, D)
+        n_prefix = prefix.shape[1]
+        mask = torch.cat([key_mask.new_ones(ids.shape[0], n_prefix), key_mask], dim=1)  # (B, Np+T)
+        for i, block in enumerate(blocks):  # pre-LN blocks (EncoderBlock, norm_first=True)
+            nv, nx = block.norm1(v), block.norm1(x)
+            context = torch.cat([nv[which], nx], dim=1)  # (B, Np+T, D): keys and values
+            a, _ = block.attn(nx, context, key_mask=mask, causal=True)  # word t: prefix, 0..t
+            x = x + block.drop1(a)
+            x = x + block.drop2(block.ff(block.norm2(x)))
+            if i < len(blocks) - 1:  # the last block's prefix states are never read
+                a, _ = block.attn(nv, causal=True)  # (Bs, Np, D): the prefix reads itself
+                v = v + block.drop1(a)
+                v = v + block.drop2(block.ff(block.norm2(v)))
+        return self.lm_head(self.encoder.final_norm(x))  # (B, T, V)
+
     def token_nll(
         self, ids: torch.Tensor, mask: torch.Tensor, prefix: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -98,15 +124,24 @@ class CausalLM(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, ids: torch.Tensor, max_new: int = 20, prefix: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        max_new: int = 20,
+        prefix: torch.Tensor | None = None,
+        which: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Greedy continuation of prompts of one length, ids (B, T) starting with [BOS]:
-        -> (B, L) new ids, L <= max_new, [EOS] then [PAD] once a text has ended."""
+        -> (B, L) new ids, L <= max_new, [EOS] then [PAD] once a text has ended. prefix
+        (B, Np, D), or (Bs, Np, D) with which (B,) the prefix of each text (`shared_logits`)."""
         if max_new < 1 or ids.shape[1] + max_new > self.cfg.max_len:
             raise InputError("max_new", f"1..{self.cfg.max_len - ids.shape[1]}", max_new)
         seqs, done = ids, torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
         for _ in range(max_new):
-            logits = self.logits(seqs, prefix=prefix)[:, -1]  # (B, V)
+            if which is None:
+                logits = self.logits(seqs, prefix=prefix)[:, -1]  # (B, V)
+            else:
+                real = torch.ones_like(seqs, dtype=torch.bool)  # no padding inside a prompt
+                logits = self.shared_logits(seqs, real, prefix, which)[:, -1]  # (B, V)
             logits[:, [self.bos_id, self.pad_id]] = float("-inf")  # never inside a text
             nxt = logits.argmax(-1).masked_fill(done, self.pad_id)  # (B,)
             seqs = torch.cat([seqs, nxt[:, None]], dim=1)

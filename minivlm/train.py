@@ -23,6 +23,7 @@ other scalars worth logging).
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -236,6 +237,31 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
         {"params": no_decay, "weight_decay": 0.0},
     ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
+
+
+def steps_for(
+    model: nn.Module,
+    get_batch: Callable[[int], object],
+    seconds: float,
+    probe: int = 12,
+    device: torch.device | str = "cpu",
+) -> int:
+    """How many training steps of `get_batch`'s batches fit in `seconds`, timed on a copy of
+    the model (its first two steps warm up and are not counted): the way to compare two
+    models at equal training time (chapters 9 and 10)."""
+    if probe < 3:
+        raise InputError("probe", "at least 3 steps (2 warm up)", probe)
+    twin = copy.deepcopy(model).to(device).train()
+    opt = make_optimizer(twin, TrainConfig(steps=1))
+    for i in range(probe):
+        if i == 2:
+            t0 = time.perf_counter()
+        loss = twin(to_device(get_batch(i), torch.device(device)))["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    per_step = (time.perf_counter() - t0) / (probe - 2)
+    return max(1, int(seconds / per_step))
 
 
 def train(

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from collections import defaultdict
 
 import numpy as np
@@ -20,7 +18,8 @@ import torch.nn as nn
 
 from .data import CaptionTokenizer, to_tensor
 from .data.questions import KINDS, ShapesQuestions
-from .train import TrainConfig, evaluating, make_optimizer, to_device, train
+from .train import TrainConfig, evaluating, train
+from .train import steps_for as time_steps
 from .vqa import NSReader, _Answerer, answer_types
 
 
@@ -79,20 +78,9 @@ def fit(
 def steps_for(
     model: _Answerer, data: ShapesQuestions, seconds: float, scenes: int = 32, probe: int = 12
 ) -> int:
-    """How many training steps fit in `seconds`, timed on a copy of the model (the first two
-    steps, which warm up, are not counted)."""
-    twin = copy.deepcopy(model)
-    batches = QuestionBatches(data, twin.tok, scenes, seed=12345)
-    opt = make_optimizer(twin, TrainConfig(steps=1))
-    for i in range(probe):
-        if i == 2:
-            t0 = time.perf_counter()
-        loss = twin(to_device(batches(i), twin.types.device))["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    per_step = (time.perf_counter() - t0) / (probe - 2)
-    return max(1, int(seconds / per_step))
+    """How many training steps fit in `seconds` (`minivlm.train.steps_for`)."""
+    batches = QuestionBatches(data, model.tok, scenes, seed=12345)
+    return time_steps(model, batches, seconds, probe, model.types.device)
 
 
 def _score(right: np.ndarray, kinds: list[str]) -> dict[str, float]:

@@ -25,8 +25,8 @@ from minivlm.llava import (
     merge_cells,
     save_vlm,
 )
-from minivlm.llava_train import DialogueBatches, accuracy, fit_stage
-from minivlm.lm import CausalLM, LMConfig
+from minivlm.llava_train import DialogueBatches, accuracy, fit_stage, steps_for
+from minivlm.lm import CausalLM, LMConfig, encode
 
 TOK = lm_tokenizer()
 VISION = ModelConfig(image_size=32, grid=4, width=4, d_model=16, n_heads=2)
@@ -155,6 +155,32 @@ def _changed(before: dict, model: PrefixVLM, prefix: str) -> bool:
                if k.startswith(prefix))  # fmt: skip
 
 
+def test_a_shared_prefix_gives_the_logits_and_gradients_of_a_repeated_one():
+    torch.manual_seed(1)
+    lm = CausalLM(LMConfig(len(TOK), d_model=32, n_heads=2, n_layers=3), TOK.pad_id, TOK.bos_id,
+                  TOK.eos_id)  # fmt: skip
+    texts = [
+        "a small red circle",
+        "how many circles are there ? one",
+        "yes",
+        "is there a red circle",
+    ]
+    ids, mask = encode(TOK, texts, 48)  # (4, T): padded, so the key mask matters
+    which = torch.tensor([1, 0, 1, 2])
+    grads = []
+    for shared in (False, True):
+        prefix = torch.randn(3, 5, 32, generator=torch.Generator().manual_seed(2)).requires_grad_()
+        if shared:
+            out = lm.shared_logits(ids, mask, prefix, which)
+        else:
+            out = lm.logits(ids, mask, prefix[which])
+        (out * mask[..., None]).square().sum().backward()
+        grads.append((out.detach(), prefix.grad, lm.lm_head.weight.grad.clone()))
+        lm.zero_grad()
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_each_stage_trains_what_it_should(data):
     torch.manual_seed(0)
     lm = CausalLM(LM, TOK.pad_id, TOK.bos_id, TOK.eos_id)
@@ -179,13 +205,23 @@ def test_each_stage_trains_what_it_should(data):
     assert model.training and not model.image.training  # the frozen encoder stays in eval mode
 
 
+def test_steps_for_times_a_copy_and_leaves_the_model_as_it_was(data):
+    model = tiny()
+    before = copy.deepcopy(model.state_dict())
+    assert steps_for(model, data, 5.0, stage=2, unfreeze_lm=True, scenes=3, probe=4) >= 1
+    assert not _changed(before, model, "")  # the model itself never trained
+    assert not any(p.requires_grad for p in model.lm.parameters())  # nor changed its freezing
+    with pytest.raises(InputError, match="probe"):
+        steps_for(model, data, 5.0, stage=2, probe=2)
+
+
 def test_ask_decodes_greedily_and_stops_at_eos(data, monkeypatch):
     model = tiny()
     script = ["red", "circle", "[EOS]", "blue"]
     calls = []
 
-    def scripted(ids, key_mask=None, prefix=None):  # the next word: script[step], by argmax
-        assert prefix is not None and prefix.shape == (1, model.cfg.n_image_tokens, 32)
+    def scripted(ids, key_mask, prefix, which):  # the next word: script[step], by argmax
+        assert prefix.shape == (1, model.cfg.n_image_tokens, 32) and which.tolist() == [0]
         step = ids.shape[1] - 2 - len("what colour is the circle ?".split())
         calls.append(step)
         logits = torch.zeros(ids.shape[0], ids.shape[1], len(TOK))
@@ -193,7 +229,7 @@ def test_ask_decodes_greedily_and_stops_at_eos(data, monkeypatch):
         logits[:, -1, TOK.tk.token_to_id("green")] = 1.9  # close, but argmax is argmax
         return logits
 
-    monkeypatch.setattr(model.lm, "logits", scripted)
+    monkeypatch.setattr(model.lm, "shared_logits", scripted)
     assert ask(model, data.images[0], "What colour is the circle?") == "red circle"
     assert calls == [0, 1, 2]  # nothing after [EOS]
     assert ask(model, to_float(data.images[0]), "what colour is the circle ?") == "red circle"
