@@ -12,8 +12,9 @@ Parts, in this order (all of them when none is named), each a subprocess stopped
     bf16       bench/bf16.py: bf16 autocast against fp32 on the same capstone steps        30 s
     vqa        bench/vqa.py's short mode: blind answerer, captioner and reader, one seed     60 s
     lm         bench/lm.py's short mode: 200 steps of chapter 10's language model on CUDA    30 s
+    llava      bench/llava.py's short mode: chapter 10's whole recipe, short stages, one seed 40 s
 
-The limits sum to 430 s (7 min 10 s), under the 8 minutes of GPU time a slot gives, start-up
+The limits sum to 470 s (7 min 50 s), under the 8 minutes of GPU time a slot gives, start-up
 included; a part that reaches its limit is stopped (SIGINT, then SIGKILL to every process it
 started, a notebook's kernel included), recorded as "timed_out" with what it had, and the next
 part runs. bench/results/gpu.json is rewritten (atomically) after every part: device, torch and
@@ -21,7 +22,8 @@ CUDA versions, commit, command, and per part its status, seconds and results. Ou
 go to runs/gpu_check/ (--out DIR: gpu.json and all of them to DIR instead).
 
 --dry-run runs the same code on a CPU with cheap stand-ins (one short notebook, a tiny capstone,
-two fp32 steps for bf16, the blind answerer, a 4-step language model) and one more part,
+two fp32 steps for bf16, the blind answerer, a 4-step language model, a few steps of each
+stage of chapter 10's recipe) and one more part,
 `overrun`, whose 1 s limit proves the kill path. It writes DIR/gpu.json (default: a new
 temporary folder), never bench/results/gpu.json; tests/test_gpu_check.py runs it in CI.
 """
@@ -53,8 +55,9 @@ from minivlm.__main__ import parse_sets  # noqa: E402
 from minivlm.errors import InputError  # noqa: E402
 from tests.capstone_tiny import TINY  # noqa: E402  (the tests' tiny capstone, for --dry-run)
 
-PARTS = ("notebooks", "capstone", "bf16", "vqa", "lm")
-LIMITS = {"notebooks": 140, "capstone": 170, "bf16": 30, "vqa": 60, "lm": 30, "overrun": 1}
+PARTS = ("notebooks", "capstone", "bf16", "vqa", "lm", "llava")
+LIMITS = {"notebooks": 140, "capstone": 170, "bf16": 30, "vqa": 60, "lm": 30, "llava": 40,
+          "overrun": 1}  # fmt: skip
 # the gpu preset, smaller: half the alt-text (data takes ~1 min of CPU), 1500 + 3000 steps
 CAPSTONE_GPU = {"n_alt": 50_000, "pretrain_steps": 1500, "caption_steps": 3000, "progress": False}
 GRACE_S = 5.0  # after SIGINT (a training loop saves a checkpoint), before SIGKILL
@@ -189,6 +192,13 @@ SHORT = {
             "--n-scenes", "100", "--device", "cuda"],
            ["--seeds", "0", "--name-held-out", "true", "--steps", "4", "--eval-every", "2",
             "--n-scenes", "10", "--batch-size", "16"]),
+    "llava": (["--seeds", "0", "--what", "main", "--n-train", "2000", "--n-test", "100",
+               "--n-comp", "100", "--caption-steps", "500", "--lm-steps", "200", "--s1", "50",
+               "--s2", "200", "--device", "cuda"],
+              ["--seeds", "0", "--what", "main", "--n-train", "20", "--n-test", "4", "--n-comp",
+               "4", "--n-alt", "200", "--n-captioned", "100", "--pretrain-steps", "1",
+               "--caption-steps", "2", "--lm-steps", "2", "--s1", "1", "--s2", "1", "--scenes",
+               "4"]),
 }  # fmt: skip
 
 
@@ -271,7 +281,8 @@ def overrun(check: Check, limit: float) -> dict:
 
 
 RUNNERS = {"notebooks": notebooks, "capstone": capstone, "bf16": short_bench("bf16"),
-           "vqa": short_bench("vqa"), "lm": short_bench("lm"), "overrun": overrun}  # fmt: skip
+           "vqa": short_bench("vqa"), "lm": short_bench("lm"), "llava": short_bench("llava"),
+           "overrun": overrun}  # fmt: skip
 
 
 # ---------------------------------------------------------------- the check

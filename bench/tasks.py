@@ -1,5 +1,6 @@
 """The report's sections on the tasks beyond captioning (bench/report.py): chapter 9's question
-answerers (bench/vqa.py) and chapter 10's language model pretrained on text (bench/lm.py).
+answerers (bench/vqa.py), chapter 10's language model pretrained on text (bench/lm.py) and its
+prefix VLM, the modern recipe (bench/llava.py).
 
 Each section reads one results file and is left out while that file does not exist yet.
 """
@@ -117,6 +118,52 @@ def lm_section(r: dict) -> str:
     ])  # fmt: skip
 
 
+LLAVA_ARMS = {  # the arm's key in llava.json -> how the table names it
+    "main": "MLP projector, stage 1, then stage 2 with the LM unfrozen",
+    "no_stage1": "no stage 1 (its seconds go to stage 2)",
+    "frozen": "stage 2 with the LM frozen",
+    "last1": "stage 2 with the LM's last block unfrozen",
+    "linear": "a linear projector",
+    "pair": "a cell's shape and colour in one token (16 tokens)",
+    "unnamed": "an LM whose text never names a held-out pair",
+    "glimpse": "chapter 9's glimpse classifier, for the same seconds",
+}
+
+
+def llava_section(r: dict) -> str:
+    arms: dict[str, list[dict]] = {}
+    for row in r["results"]:
+        arms.setdefault(row["arm"], []).append(row)
+    rows = []
+    for key, name in LLAVA_ARMS.items():
+        runs = arms.get(key)
+        if not runs:
+            continue
+        describe = [
+            ms(x[s]["describe"] for x in runs) if "describe" in runs[0][s] else "–"
+            for s in ("test", "comp")
+        ]
+        rows.append([
+            name, ms(x["test"]["all"] for x in runs), describe[0],
+            ms(x["comp"]["all"] for x in runs), describe[1],
+            *(ms((x["test"][k] for x in runs), 2) for k in VQA_KINDS),
+            span(x["train_seconds"] for x in runs), seeds_of(runs),
+        ])  # fmt: skip
+    main = arms.get("main", [{}])[0]
+    parts = ", ".join(f"{k} {v:.0f} s" for k, v in main.get("seconds", {}).items())
+    return "\n\n".join([
+        "## The modern recipe: a frozen encoder, a projector, a pretrained LM (chapter 10)",
+        f"{_sources(r)}: accuracy on chapter 9's questions of held-out scenes, all kinds and "
+        "per kind, and on the compositional split; \"describe\": caption exact match for "
+        "\"describe the image .\". For each seed, one quick-preset captioner (the encoder) and "
+        "one language model are trained and shared by the arms, and every arm's seconds count "
+        "them"
+        + (f" (seed {main['seed']} of the main arm: {parts})" if parts else "") + ".",
+        table(["recipe", "held-out", "describe", "compositional", "describe (comp)",
+               *VQA_KINDS, "training (s)", "seeds"], rows),
+    ])  # fmt: skip
+
+
 def tasks_sections(load: Callable[[str], dict | None]) -> str:
-    parts = [(load("vqa"), vqa_section), (load("lm"), lm_section)]
+    parts = [(load("vqa"), vqa_section), (load("lm"), lm_section), (load("llava"), llava_section)]
     return "\n\n".join(section(r) for r, section in parts if r is not None)

@@ -114,6 +114,9 @@ def test_dry_run_records_the_machine_and_each_parts_figures(dry_run):
         assert row["fp32_ms"] > 0 and row["bf16_ms"] > 0 and row["autocast"].startswith("none")
     assert "blind" in {r["answerer"] for r in parts["vqa"]["rows"]}
     assert [r["steps"] for r in parts["lm"]["rows"]] == [4]
+    llava = parts["llava"]["rows"]
+    assert [(r["arm"], r["steps"]["stage2"]) for r in llava] == [("main", 1)]
+    assert {"describe", "all"} <= llava[0]["test"].keys() and llava[0]["train_seconds"] > 0
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
