@@ -94,8 +94,17 @@ def glimpse(rows, trained, cfg, train, splits, vision_s: float, args, seed: int)
     test, comp = (vqa_accuracy(model, s) for s in splits)
     print(f"  glimpse    test {test['all']:.3f} comp {comp['all']:.3f}  {vision_s + secs:.0f} s")
     return {"arm": "glimpse", "seed": seed, "steps": {"vqa": steps}, "budget_s": budget,
+            "threads": torch.get_num_threads(),
             "seconds": {"vision": vision_s, "vqa": secs}, "train_seconds": vision_s + secs,
             "test": test, "comp": comp}  # fmt: skip
+
+
+def stage2_steps(rows: list[dict], args, seed: int) -> int | None:
+    """--s2; or with --budget, the main arm's steps of this seed (None: main, still to time)."""
+    if not args.budget:
+        return args.s2
+    main = [r for r in [*rows, *args.previous] if r["arm"] == "main" and r["seed"] == seed]
+    return main[0]["steps"]["stage2"] if main else None
 
 
 def one_seed(seed: int, args) -> list[dict]:
@@ -129,12 +138,15 @@ def one_seed(seed: int, args) -> list[dict]:
         model = PrefixVLM.from_parts(trained.captioner.image, cfg.model, lm.model, lm.tokenizer,
                                      projector, args.merge, pair)  # fmt: skip
         common = {"scenes": args.scenes, "lr": args.lr, "seed": seed, "log_every": 100}
-        s1_s, s2_steps = 0.0, args.s2
+        s1_s, s2_steps = 0.0, stage2_steps(rows, args, seed)
         if stage1:
             s1_s = fit_stage(model, train, args.s1, 1, **common)[-1]["time"]
         else:  # equal time: the seconds of stage 1's steps buy more stage-2 steps
             per_s1 = 1.0 / steps_for(model, train, 1.0, 1, scenes=args.scenes)  # (an estimate)
             s2_steps += steps_for(model, train, args.s1 * per_s1, 2, unfreeze, args.scenes)
+        if s2_steps is None:  # the main arm under --budget: what the seconds left allow
+            left = args.budget - vision_s - lm.seconds - s1_s
+            s2_steps = max(1, int(0.92 * steps_for(model, train, left, 2, unfreeze, args.scenes)))
         s2_s = fit_stage(model, train, s2_steps, 2, unfreeze_lm=unfreeze, **common)[-1]["time"]
         t1 = time.perf_counter()
         scores = accuracy(model, test), accuracy(model, comp)
@@ -145,6 +157,7 @@ def one_seed(seed: int, args) -> list[dict]:
             "lm_names_every_pair": named, "steps": {"lm": args.lm_steps,
             "stage1": args.s1 if stage1 else 0, "stage2": s2_steps},
             "seconds": seconds, "train_seconds": sum(seconds.values()),
+            "threads": torch.get_num_threads(),
             "eval_seconds": time.perf_counter() - t1, "lm_perplexity": lm.curve[-1][1],
             "caption_exact": result.scores["test"]["exact"],
             "test": scores[0], "comp": scores[1],
@@ -172,7 +185,10 @@ def main() -> None:
     p.add_argument("--n-captioned", type=int, default=None, help="its captions (preset's)")
     p.add_argument("--lm-steps", type=int, default=600)
     p.add_argument("--s1", type=int, default=300, help="stage 1 steps")
-    p.add_argument("--s2", type=int, default=1500, help="stage 2 steps")
+    p.add_argument("--s2", type=int, default=1500, help="stage 2 steps (without --budget)")
+    p.add_argument("--budget", type=float, default=0.0,
+                   help="seconds of training in all per seed: main's stage 2 gets what is left "
+                   "(timed, less 8%%), and every other arm of the seed its steps")  # fmt: skip
     p.add_argument("--scenes", type=int, default=32, help="scenes per batch")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--merge", type=int, default=2, help="k of k x k cell merging")
@@ -184,10 +200,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     path = Path(args.out) if args.out else ROOT / "bench" / "results" / "llava.json"
     args.previous = json.loads(path.read_text())["results"] if path.exists() else []
-    done = {r["seed"] for r in args.previous if r["arm"] == "main"}
-    if "glimpse" in args.what and "main" not in args.what[: args.what.index("glimpse")]:
-        if not set(args.seeds) <= done:
-            p.error("--what glimpse needs main first, in this run or in the results file")
+    missing = set(args.seeds) - {r["seed"] for r in args.previous if r["arm"] == "main"}
+    first = args.what[0] == "main"  # then every other arm of the seed can read main's row
+    if "glimpse" in args.what and missing and not first:
+        p.error(f"--what glimpse needs main first (this run or the file), seeds {missing}")
+    if args.budget and missing and not first:
+        p.error(f"--budget gives the arms main's stage-2 steps: put main first, seeds {missing}")
     rows: list[dict] = []
     for seed in args.seeds:
         rows += one_seed(seed, args)
