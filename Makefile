@@ -21,13 +21,13 @@ capstone: $(STAMP)
 
 # all tests: lint, unit tests, then every chapter notebook under strict nbval
 test: $(STAMP)
-	$(VENV)/bin/ruff check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py
-	$(VENV)/bin/ruff format --check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py
+	$(VENV)/bin/ruff check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py book/diagrams_llava.py
+	$(VENV)/bin/ruff format --check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py book/diagrams_llava.py
 	$(PY) -m pytest tests notebooks --ignore=tests/browser $(NBVAL)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py
-	$(VENV)/bin/ruff format --check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py
+	$(VENV)/bin/ruff check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py book/diagrams_llava.py
+	$(VENV)/bin/ruff format --check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py book/diagrams_llava.py
 
 unit: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/browser
@@ -52,8 +52,8 @@ $(LOWEST_STAMP): pyproject.toml constraints-lowest.txt
 	touch $(LOWEST_STAMP)
 
 lowest: $(LOWEST_STAMP)
-	$(LOWEST)/bin/ruff check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py
-	$(LOWEST)/bin/ruff format --check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py
+	$(LOWEST)/bin/ruff check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py book/diagrams_llava.py
+	$(LOWEST)/bin/ruff format --check minivlm tests bench book/_ext book/diagrams.py book/diagrams_vqa.py book/diagrams_llava.py
 	$(LOWEST_PY) -m pytest tests $(LOWEST_NOTEBOOKS) --ignore=tests/browser $(NBVAL)
 
 # the site is built from notebooks/ as committed (outputs included, nothing re-executed)

@@ -2,6 +2,7 @@
 
     python bench/chapters.py [--only 03_transformer ...]
     python bench/chapters.py --counts-only   # recount the sources; keep the measured run times
+    python bench/chapters.py --only 10_modern_vlm --write   # also save the executed notebook
 
 Executes every notebook of notebooks/ top to bottom in a fresh kernel (a copy: the committed
 notebook is not touched), one after the other, and times it. Counts the words of its markdown
@@ -10,6 +11,9 @@ and the lines of its code, the lesson and the exercises apart: `words`, `code_li
 and `exercise_code_lines` the exercises' (from that heading on; 0 where a chapter has none).
 `run_seconds` is the whole notebook's. Writes bench/results/chapters.json; bench/report.py
 renders it, and tests/test_chapters.py checks each chapter's stated times against it.
+
+--write saves each executed notebook over the committed one (its outputs, as nbconvert's
+--execute --inplace would): one run both times a chapter and refreshes its stored outputs.
 
 --counts-only executes nothing: it recounts each notebook already in chapters.json and keeps
 its run_seconds and the file's command, machine and commit (those describe the timed run).
@@ -90,6 +94,7 @@ def main() -> None:
     ap.add_argument(
         "--counts-only", action="store_true", help="recount the sources; keep the run times"
     )
+    ap.add_argument("--write", action="store_true", help="save the executed notebooks in place")
     args = ap.parse_args()
     old = RESULTS / "chapters.json"
     if args.counts_only:
@@ -109,6 +114,8 @@ def main() -> None:
         nb = nbformat.read(path, as_version=4)
         counted = counts(nb)  # before the run adds outputs; the counts read only the sources
         seconds = run_seconds(nb)
+        if args.write:
+            atomic_write_text(path, nbformat.writes(nb) + "\n")
         rows[path.stem] = {"notebook": path.stem, "run_seconds": seconds, **counted}
         print(f"{path.stem:28} {seconds:7.1f} s  {counted['words']:6,} words in the lesson, "
               f"{counted['exercise_words']:5,} in the exercises", flush=True)  # fmt: skip

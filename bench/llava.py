@@ -62,6 +62,10 @@ from minivlm.vqa_train import fit  # noqa: E402
 from minivlm.vqa_train import steps_for as vqa_steps_for  # noqa: E402
 
 ARMS = ("main", "no_stage1", "frozen", "last1", "linear", "pair", "unnamed", "glimpse")
+# stage 2 under --budget gets this share of the steps its first steps time: a 350 s stage 2 here
+# ran up to 13% slower than those steps (seeds 1 and 2 of the first run, at 0.92, overran 600 s
+# by 10 and 13 s)
+MARGIN = 0.85
 # name -> (projector, pair, stage 1?, stage 2's unfreeze_lm, the LM's text named every pair?)
 RECIPES = {
     "main": ("mlp", False, True, True, True),
@@ -146,7 +150,7 @@ def one_seed(seed: int, args) -> list[dict]:
             s2_steps += steps_for(model, train, args.s1 * per_s1, 2, unfreeze, args.scenes)
         if s2_steps is None:  # the main arm under --budget: what the seconds left allow
             left = args.budget - vision_s - lm.seconds - s1_s
-            s2_steps = max(1, int(0.92 * steps_for(model, train, left, 2, unfreeze, args.scenes)))
+            s2_steps = max(1, int(MARGIN * steps_for(model, train, left, 2, unfreeze, args.scenes)))
         s2_s = fit_stage(model, train, s2_steps, 2, unfreeze_lm=unfreeze, **common)[-1]["time"]
         t1 = time.perf_counter()
         scores = accuracy(model, test), accuracy(model, comp)
@@ -188,7 +192,7 @@ def main() -> None:
     p.add_argument("--s2", type=int, default=1500, help="stage 2 steps (without --budget)")
     p.add_argument("--budget", type=float, default=0.0,
                    help="seconds of training in all per seed: main's stage 2 gets what is left "
-                   "(timed, less 8%%), and every other arm of the seed its steps")  # fmt: skip
+                   "(timed, less 15%%), and every other arm of the seed its steps")  # fmt: skip
     p.add_argument("--scenes", type=int, default=32, help="scenes per batch")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--merge", type=int, default=2, help="k of k x k cell merging")

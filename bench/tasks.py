@@ -147,7 +147,8 @@ def llava_section(r: dict) -> str:
             name, ms(x["test"]["all"] for x in runs), describe[0],
             ms(x["comp"]["all"] for x in runs), describe[1],
             *(ms((x["test"][k] for x in runs), 2) for k in VQA_KINDS),
-            span(x["train_seconds"] for x in runs), seeds_of(runs),
+            span(x["train_seconds"] for x in runs),
+            ", ".join(sorted({str(x.get("threads", r["threads"])) for x in runs})), seeds_of(runs),
         ])  # fmt: skip
     main = arms.get("main", [{}])[0]
     parts = ", ".join(f"{k} {v:.0f} s" for k, v in main.get("seconds", {}).items())
@@ -155,12 +156,11 @@ def llava_section(r: dict) -> str:
         "## The modern recipe: a frozen encoder, a projector, a pretrained LM (chapter 10)",
         f"{_sources(r)}: accuracy on chapter 9's questions of held-out scenes, all kinds and "
         "per kind, and on the compositional split; \"describe\": caption exact match for "
-        "\"describe the image .\". For each seed, one quick-preset captioner (the encoder) and "
-        "one language model are trained and shared by the arms, and every arm's seconds count "
-        "them"
+        "\"describe the image .\". For each seed, a run trains one quick-preset captioner (the "
+        "encoder) and one language model, shared by its arms, and every arm's seconds count them"
         + (f" (seed {main['seed']} of the main arm: {parts})" if parts else "") + ".",
         table(["recipe", "held-out", "describe", "compositional", "describe (comp)",
-               *VQA_KINDS, "training (s)", "seeds"], rows),
+               *VQA_KINDS, "training (s)", "threads", "seeds"], rows),
     ])  # fmt: skip
 
 

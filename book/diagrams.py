@@ -1,4 +1,4 @@
-"""The schematic diagram of each chapter 1 to 9 (and 7b), drawn by code (one function each).
+"""The schematic diagram of each chapter 1 to 10 (and 7b), drawn by code (one function each).
 
 Rerun after changing a drawing (or the code it depicts), from the repository root with the
 project's Python (.venv/bin/python; the drawings read facts from minivlm):
@@ -18,10 +18,11 @@ The facts drawn come from the package where they are data (the tokenizer's ids, 
 colour-shape pairs, the colours, what the parser and the metrics make of a caption); the names
 in the boxes are those of the modules each chapter imports (minivlm/data, attention.py,
 transformer.py, vision.py, text.py, fusion.py, objectives.py, captioner.py, metrics.py,
-capstone/, vqa.py).
+capstone/, vqa.py, lm.py, llava.py).
 
-Chapter 9's drawing lives in book/diagrams_vqa.py, which imports these helpers from this file
-(`from diagrams import Canvas, ...`); the registry loads it when the drawing is first asked for.
+Chapter 9's drawing lives in book/diagrams_vqa.py and chapter 10's in book/diagrams_llava.py,
+which import these helpers from this file (`from diagrams import Canvas, ...`); the registry
+loads each when its drawing is first asked for.
 """
 
 from __future__ import annotations
@@ -844,6 +845,11 @@ def vqa() -> Canvas:
     return _sibling("diagrams_vqa").vqa()
 
 
+def modern_vlm() -> Canvas:
+    """Chapter 10: LLaVA's recipe on the shapes world (book/diagrams_llava.py)."""
+    return _sibling("diagrams_llava").modern_vlm()
+
+
 DIAGRAMS: dict[str, Callable[[], Canvas]] = {
     "01_shapes_world.svg": shapes_world,
     "02_attention.svg": attention,
@@ -855,6 +861,7 @@ DIAGRAMS: dict[str, Callable[[], Canvas]] = {
     "07b_caption_metrics.svg": caption_metrics,
     "08_pipeline.svg": pipeline,
     "09_vqa.svg": vqa,
+    "10_modern_vlm.svg": modern_vlm,
 }
 
 

@@ -1,5 +1,6 @@
-"""The chapter diagrams: book/diagrams.py draws them (chapter 9's from book/diagrams_vqa.py),
-notebooks/figures/ holds them, and every chapter shows its own with alt text.
+"""The chapter diagrams: book/diagrams.py draws them (chapter 9's from book/diagrams_vqa.py,
+chapter 10's from book/diagrams_llava.py), notebooks/figures/ holds them, and every chapter
+shows its own with alt text.
 
 A committed SVG must be what the code draws now: the same text, and the same bytes when the
 matplotlib that runs the test is the one that drew the file (its version is in the SVG's
@@ -21,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "notebooks" / "figures"
 SVG_NS = "{http://www.w3.org/2000/svg}"
-# the file names other pages use: one diagram per chapter 1 to 9, and one for chapter 7b
+# the file names other pages use: one diagram per chapter 1 to 10, and one for chapter 7b
 NAMES = [
     "01_shapes_world.svg",
     "02_attention.svg",
@@ -33,6 +34,7 @@ NAMES = [
     "07b_caption_metrics.svg",
     "08_pipeline.svg",
     "09_vqa.svg",
+    "10_modern_vlm.svg",
 ]
 # a markdown image ![alt](figures/x.svg "title") or an HTML <img> naming figures/x.svg
 MARKDOWN_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?(figures/[^)\s>]+\.svg)>?(?:\s+\"[^\"]*\")?\s*\)")
