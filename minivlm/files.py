@@ -59,3 +59,34 @@ def save_run(
     atomic_write(out / files[1], tok.save)
     atomic_write_text(out / files[0], json.dumps(info, indent=1))
     return out
+
+
+def load_run(
+    run_dir: str | os.PathLike,
+    files: tuple[str, str, str],
+    build: Callable[[dict, object], object],
+    expected: str,
+    what: str,
+):
+    """The model that `save_run` wrote into run_dir (no pickle): build(info, tok) makes it from
+    the JSON and the tokenizer, then the weights are loaded into it. A folder without `files`
+    is an error naming `expected`; one that does not read back, an error naming `what`."""
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .data import CaptionTokenizer
+    from .errors import InputError
+
+    run_dir = Path(run_dir)
+    missing = [n for n in files if not (run_dir / n).is_file()]
+    if missing:
+        raise InputError("run_dir", expected, f"{run_dir} without {', '.join(missing)}")
+    try:
+        info = json.loads((run_dir / files[0]).read_text())
+        model = build(info, CaptionTokenizer.load(run_dir / files[1]))
+        model.load_state_dict(load_file(str(run_dir / files[2])))
+    except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        raise InputError("run_dir", f"a readable {what}", f"{run_dir}: {err}") from err
+    return model

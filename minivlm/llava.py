@@ -36,15 +36,12 @@ IGNORE_INDEX on its image positions too; `CausalLM.logits` never returns them at
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from .capstone.config import ModelConfig
 from .capstone.encoders import image_encoder
@@ -52,7 +49,7 @@ from .data import CaptionTokenizer
 from .data.corpus import DESCRIBE, qa_prompt
 from .data.question_grammar import normalize_question, parse_question
 from .errors import InputError
-from .files import save_run
+from .files import load_run, save_run
 from .lm import CausalLM, LMConfig, encode
 from .train import evaluating
 from .vqa import _image
@@ -285,19 +282,14 @@ def save_vlm(model: PrefixVLM, run_dir: str | Path, scores: dict | None = None) 
 
 def load_vlm(run_dir: str | Path, device: str | torch.device = "cpu") -> PrefixVLM:
     """The PrefixVLM that `save_vlm` wrote into run_dir, in eval mode (no pickle)."""
-    run_dir = Path(run_dir)
-    missing = [n for n in FILES if not (run_dir / n).is_file()]
-    if missing:
-        expected = f"a chapter 10 run ({', '.join(FILES)})"
-        raise InputError("run_dir", expected, f"{run_dir} without {', '.join(missing)}")
-    try:
-        info = json.loads((run_dir / FILES[0]).read_text())
+
+    def build(info: dict, tok: CaptionTokenizer) -> PrefixVLM:
         cfg = VLMConfig(
             ModelConfig(**info["vision"]), LMConfig(**info["lm"]), info["projector"],
             info["merge"], info["pair"],
         )  # fmt: skip
-        model = PrefixVLM(cfg, CaptionTokenizer.load(run_dir / FILES[1]))
-        model.load_state_dict(load_file(str(run_dir / FILES[2])))
-    except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
-        raise InputError("run_dir", "a readable chapter 10 run", f"{run_dir}: {err}") from err
+        return PrefixVLM(cfg, tok)
+
+    expected = f"a chapter 10 run ({', '.join(FILES)})"
+    model = load_run(run_dir, FILES, build, expected, "chapter 10 run")
     return model.to(device).eval()

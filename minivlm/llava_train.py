@@ -17,8 +17,6 @@ each scene's image goes through the encoder once and serves all its dialogues (`
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 
@@ -135,10 +133,9 @@ def steps_for(
 ) -> int:
     """How many steps of `fit_stage` with these settings fit in `seconds` (timed on a copy,
     `minivlm.train.steps_for`): chapter 10 against chapter 9 at equal training time."""
-    twin = copy.deepcopy(model)
-    _trainable(twin, stage, unfreeze_lm)
-    batches = DialogueBatches(data, twin.tok, scenes, stage, describe, 12345, twin.cfg.lm.max_len)
-    return time_steps(twin, batches, seconds, probe, twin.device)
+    batches = DialogueBatches(data, model.tok, scenes, stage, describe, 12345, model.cfg.lm.max_len)
+    ready = lambda twin: _trainable(twin, stage, unfreeze_lm)  # noqa: E731
+    return time_steps(model, batches, seconds, probe, model.device, setup=ready)
 
 
 @torch.no_grad()

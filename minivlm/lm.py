@@ -97,16 +97,10 @@ class CausalLM(nn.Module):
         x, v = self.embed(ids), prefix  # (B, T, D), (Bs, Np, D)
         n_prefix = prefix.shape[1]
         mask = torch.cat([key_mask.new_ones(ids.shape[0], n_prefix), key_mask], dim=1)  # (B, Np+T)
-        for i, block in enumerate(blocks):  # pre-LN blocks (EncoderBlock, norm_first=True)
-            nv, nx = block.norm1(v), block.norm1(x)
-            context = torch.cat([nv[which], nx], dim=1)  # (B, Np+T, D): keys and values
-            a, _ = block.attn(nx, context, key_mask=mask, causal=True)  # word t: prefix, 0..t
-            x = x + block.drop1(a)
-            x = x + block.drop2(block.ff(block.norm2(x)))
+        for i, block in enumerate(blocks):
+            x, _ = block(x, key_mask=mask, causal=True, prefix=v[which])  # word t: prefix, 0..t
             if i < len(blocks) - 1:  # the last block's prefix states are never read
-                a, _ = block.attn(nv, causal=True)  # (Bs, Np, D): the prefix reads itself
-                v = v + block.drop1(a)
-                v = v + block.drop2(block.ff(block.norm2(v)))
+                v, _ = block(v, causal=True)  # (Bs, Np, D): the prefix reads only itself
         return self.lm_head(self.encoder.final_norm(x))  # (B, T, V)
 
     def token_nll(

@@ -245,13 +245,17 @@ def steps_for(
     seconds: float,
     probe: int = 12,
     device: torch.device | str = "cpu",
+    setup: Callable[[nn.Module], object] | None = None,
 ) -> int:
     """How many training steps of `get_batch`'s batches fit in `seconds`, timed on a copy of
     the model (its first two steps warm up and are not counted): the way to compare two
-    models at equal training time (chapters 9 and 10)."""
+    models at equal training time (chapters 9 and 10). setup(copy), if given, first readies
+    the copy as training would (which parameters are frozen, say)."""
     if probe < 3:
         raise InputError("probe", "at least 3 steps (2 warm up)", probe)
     twin = copy.deepcopy(model).to(device).train()
+    if setup is not None:
+        setup(twin)
     opt = make_optimizer(twin, TrainConfig(steps=1))
     for i in range(probe):
         if i == 2:

@@ -90,14 +90,24 @@ class EncoderBlock(nn.Module):
         attn_mask: torch.Tensor | None = None,
         causal: bool = False,
         need_weights: bool = False,
+        prefix: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, T, D) -> (B, T, D), and the attention weights if asked for.
+
+        prefix (B, P, D): the block's input states of P earlier tokens, which x reads as keys
+        and values before itself but does not update (key_mask then covers P + T keys). It
+        gives the words' states of `block(cat([prefix, x]))` without recomputing the prefix's
+        own: chapter 10's prefix caching (`minivlm.lm.CausalLM.shared_logits`)."""
         kw = dict(key_mask=key_mask, attn_mask=attn_mask, causal=causal, need_weights=need_weights)
         if self.norm_first:
-            a, w = self.attn(self.norm1(x), **kw)
+            h = self.norm1(x)
+            kv = None if prefix is None else torch.cat([self.norm1(prefix), h], 1)  # (B, P+T, D)
+            a, w = self.attn(h, kv, **kw)
             x = x + self.drop1(a)  # (B, T, D)
             x = x + self.drop2(self.ff(self.norm2(x)))
         else:
-            a, w = self.attn(x, **kw)
+            kv = None if prefix is None else torch.cat([prefix, x], dim=1)  # (B, P+T, D)
+            a, w = self.attn(x, kv, **kw)
             x = self.norm1(x + self.drop1(a))
             x = self.norm2(x + self.drop2(self.ff(x)))
         return x, w

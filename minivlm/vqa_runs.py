@@ -12,20 +12,16 @@ saved with), `tokenizer.json` and `answerer.safetensors`, each written atomicall
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from .capstone.config import ModelConfig
 from .capstone.use import load_captioner
 from .data import CaptionTokenizer
-from .errors import InputError
-from .files import save_run
+from .files import load_run, save_run
 from .vqa import BlindVQA, ClassifierVQA, Model, NSReader
 from .vqa_generative import GenerativeVQA
 
@@ -62,26 +58,19 @@ def load_answerer(run_dir: str | Path, device: str | torch.device = "cpu") -> Mo
     if (run_dir / "captioner.safetensors").is_file() and not (run_dir / FILES[0]).exists():
         cap = load_captioner(run_dir, device)
         return NSReader(cap.captioner, cap.tok, cap.size)
-    missing = [n for n in FILES if not (run_dir / n).is_file()]
-    if missing:
-        raise InputError(
-            "run_dir", "a VQA run (answerer.json, tokenizer.json, answerer.safetensors), a "
-            "finished capstone run (captioner.safetensors) or a chapter 10 run (vlm.json)",
-            f"{run_dir} without "
-            f"{', '.join(missing)}",
-        )  # fmt: skip
-    try:
-        info = json.loads((run_dir / FILES[0]).read_text())
-        tok = CaptionTokenizer.load(run_dir / FILES[1])
+
+    def build(info: dict, tok: CaptionTokenizer) -> Model:
         if info["answerer"] == "classifier":
-            model = ClassifierVQA(ModelConfig(**info["model"]), tok, fusion=info["fusion"])
-        elif info["answerer"] == "generative":
-            model = GenerativeVQA(ModelConfig(**info["model"]), tok)
-        elif info["answerer"] == "blind":
-            model = BlindVQA(tok, **info["settings"])
-        else:
-            raise ValueError(f"unknown answerer {info['answerer']!r}")
-        model.load_state_dict(load_file(str(run_dir / FILES[2])))
-    except (ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
-        raise InputError("run_dir", "a readable VQA run", f"{run_dir}: {err}") from err
+            return ClassifierVQA(ModelConfig(**info["model"]), tok, fusion=info["fusion"])
+        if info["answerer"] == "generative":
+            return GenerativeVQA(ModelConfig(**info["model"]), tok)
+        if info["answerer"] == "blind":
+            return BlindVQA(tok, **info["settings"])
+        raise ValueError(f"unknown answerer {info['answerer']!r}")
+
+    expected = (
+        "a VQA run (answerer.json, tokenizer.json, answerer.safetensors), a finished capstone "
+        "run (captioner.safetensors) or a chapter 10 run (vlm.json)"
+    )
+    model = load_run(run_dir, FILES, build, expected, "VQA run")
     return model.to(device).eval()

@@ -58,6 +58,19 @@ def test_stack_equals_nn_transformerencoder(norm_first):
     torch.testing.assert_close(ours(x)[0], ref(x), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_a_prefix_read_as_keys_gives_the_words_states_of_the_whole_sequence(norm_first):
+    # block(x, prefix=p) is block(cat([p, x]))'s last T rows: p is read, not recomputed
+    torch.manual_seed(0)
+    block = EncoderBlock(32, 4, 64, norm_first=norm_first).eval()
+    p, x = torch.randn(3, 5, 32), torch.randn(3, 7, 32)  # (B, P, D), (B, T, D)
+    keep = torch.ones(3, 12, dtype=torch.bool)
+    keep[1, -2:] = False  # padding at the end of one text
+    whole, _ = block(torch.cat([p, x], dim=1), key_mask=keep, causal=True)
+    words, _ = block(x, key_mask=keep, causal=True, prefix=p)
+    torch.testing.assert_close(words, whole[:, 5:])
+
+
 def test_block_gradcheck_float64():
     torch.manual_seed(0)
     block = EncoderBlock(8, 2, 16, fast=False).double()
