@@ -59,6 +59,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every cuda device
 
 
+def deterministic(enabled: bool = True) -> None:
+    """Make GPU arithmetic repeatable where the notebooks compare digits (chapter 0).
+
+    cuDNN may pick its convolution kernels by timing them (`benchmark`), and some of them add
+    with atomics: `deterministic=True, benchmark=False` fixes the choice and the order. TF32
+    rounds convolution (and, if allowed, matmul) inputs to 10 bits of mantissa on Ampere and
+    later GPUs, far from what a CPU computes: it is turned off. On a CPU none of this changes a
+    digit. enabled=False restores torch's defaults, which the capstone's training uses."""
+    torch.backends.cudnn.deterministic = enabled
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.allow_tf32 = not enabled
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)

@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from minivlm.device import env_report, format_report, pick_device, seed_everything
+from minivlm.device import (
+    deterministic,
+    env_report,
+    format_report,
+    pick_device,
+    seed_everything,
+)
 
 
 def test_pick_device_defaults_to_an_available_device(monkeypatch):
@@ -58,3 +64,16 @@ def test_env_report_names_versions_and_device():
     assert int(report["torch threads"]) >= 1
     text = format_report(report)
     assert "torchvision" in text and "python" in text
+
+
+def test_deterministic_fixes_cudnn_and_turns_tf32_off_then_restores_the_defaults():
+    cudnn = torch.backends.cudnn
+    before = (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32)
+    try:
+        deterministic()
+        assert cudnn.deterministic and not cudnn.benchmark and not cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+        deterministic(False)
+        assert (cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32) == (False, False, True)
+    finally:
+        cudnn.deterministic, cudnn.benchmark, cudnn.allow_tf32 = before
