@@ -119,14 +119,14 @@ def lm_section(r: dict) -> str:
 
 
 LLAVA_ARMS = {  # the arm's key in llava.json -> how the table names it
-    "main": "MLP projector, stage 1, then stage 2 with the LM unfrozen",
+    "main": "MLP projector on paired cells, stage 1, then stage 2 with the LM unfrozen",
     "no_stage1": "no stage 1 (its seconds go to stage 2)",
     "frozen": "stage 2 with the LM frozen",
     "last1": "stage 2 with the LM's last block unfrozen",
     "linear": "a linear projector",
-    "pair": "a cell's shape and colour in one token (16 tokens)",
+    "unpaired": "a cell's shape and colour in two tokens (32 tokens)",
     "unnamed": "an LM whose text never names a held-out pair",
-    "glimpse": "chapter 9's glimpse classifier, for the same seconds",
+    "glimpse": "chapter 9's glimpse classifier, meant for the same seconds",
 }
 
 

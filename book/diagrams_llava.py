@@ -24,13 +24,14 @@ SCENE = Scene((Obj("square", "red", "small", 0.28, 0.5), Obj("circle", "blue", "
 
 
 def modern_vlm() -> Canvas:
-    """Chapter 10: a frozen image encoder, 2 x 2 merging and a projector write image tokens that a
+    """Chapter 10: a frozen image encoder, 2 x 2 merging (a block's shape and colour tokens in
+    one) and a projector write image tokens that a
     causal LM pretrained on text reads before the words; the loss reads the answer alone; the
     two stages (alignment, instruction tuning) and what learns in each."""
     tok = lm_tokenizer()
-    cfg = VLMConfig(ModelConfig(), LMConfig(len(tok)))
+    cfg = VLMConfig(ModelConfig(), LMConfig(len(tok)), pair=True)  # the chapter's recipe
     grid, d_img, k, n_img = cfg.vision.grid, cfg.vision.d_model, cfg.merge, cfg.n_image_tokens
-    cells, merged = grid * grid, (grid // k) ** 2  # per pathway, before and after merging
+    cells, paths = grid * grid, cfg.pathways  # per pathway, before merging
     said = execute(scene_facts(SCENE), parse_question(QUESTION))  # "red"
     ids, mask, answer = encode_dialogues(tok, [QUESTION], [said], cfg.lm.max_len)
     n = int(mask[0].sum())
@@ -52,9 +53,11 @@ def modern_vlm() -> Canvas:
     colour = c.box(3.42, 4.7, 1.4, 0.34, f"{cells} colour tokens", kind="image")
     c.arrow(enc.at("right", 0.2), shape.left)
     c.arrow(enc.at("right", -0.2), colour.left)
-    merge = c.box(3.42, 4.0, 1.6, 0.56, f"{merged} + {merged} = {n_img} tokens\n"
-                  f"of {k * k} × {d_img} = {k * k * d_img}", title=f"merge {k} × {k}")  # fmt: skip
+    merge = c.box(3.42, 4.0, 1.6, 0.56, f"{n_img} tokens of {paths * k * k} × {d_img}:\n"
+                  "shapes + colours", title=f"merge {k} × {k}")  # fmt: skip
     c.link(colour, merge)
+    side = merge.x + merge.w / 2 + 0.12  # the shape tokens join the colour tokens in one
+    c.path([shape.right, (side, shape.y), (side, merge.y), merge.right])
     proj = c.box(x_image, 4.0, 1.75, 0.56, "Linear, GELU, Linear;\nlearns in both stages",
                  title=f"projector → {cfg.lm.d_model}", kind="fused")  # fmt: skip
     c.link(merge, proj)
