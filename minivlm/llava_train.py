@@ -105,18 +105,20 @@ def fit_stage(
     held_out: ShapesQuestions | None = None,
     eval_every: int = 0,
     out_dir=None,
+    max_seconds: float = 0.0,
 ) -> list[dict]:
     """Train one stage for `steps` steps of `scenes` scenes, where the model is; the log.
 
     unfreeze_lm (stage 2 only): False or 0, the LM stays frozen; True, all of it learns; k, its
     last k blocks (`PrefixVLM.unfreeze_lm`). The encoder never learns. held_out: scored
     (`accuracy`) every eval_every steps and at the end, logged as records with "eval": True.
-    out_dir: checkpoints and metrics.jsonl, resumed from there (`minivlm.train.train`)."""
+    out_dir: checkpoints and metrics.jsonl, resumed from there (`minivlm.train.train`).
+    max_seconds > 0 stops training sooner if it runs that long (`TrainConfig.max_seconds`)."""
     _trainable(model, stage, unfreeze_lm)
     batches = DialogueBatches(data, model.tok, scenes, stage, describe, seed, model.cfg.lm.max_len)
     cfg = TrainConfig(steps=steps, lr=lr, warmup=min(warmup, max(1, steps // 10)), min_lr=lr / 20,
                       seed=seed, log_every=log_every, eval_every=eval_every,
-                      progress=False)  # fmt: skip
+                      max_seconds=max_seconds, progress=False)  # fmt: skip
     score = (lambda m, _: accuracy(m, held_out)) if held_out is not None else None
     return train(model, batches, cfg, out_dir, evaluate=score, device=model.device)
 

@@ -14,6 +14,10 @@ gradient norm, and writes what a long run needs:
   its clock continues from the checkpoint's training time;
 * a NaN/inf guard: a non-finite loss or gradient stops the run with a clear error, and the last
   good checkpoint stays on disk untouched;
+* a time limit, `max_seconds`: a run compared with another at equal training time stops when its
+  clock passes the limit, even if the machine slowed down after its steps were counted. The
+  schedule still runs over `steps`, so set those to fit (`steps_for`) and let the limit only
+  catch an overrun; the log's last row says `"stopped": "max_seconds"`;
 * bf16 autocast on CUDA, `torch.compile` as an opt-in, and DistributedDataParallel when the
   script is launched with `torchrun` (gloo on CPU, nccl on CUDA).
 
@@ -58,6 +62,7 @@ class TrainConfig:
     eval_every: int = 0  # 0: evaluate only at the end (if an evaluate hook is given)
     ckpt_every: int = 0  # also checkpoint every this many steps (0: off)
     ckpt_seconds: float = 0.0  # also checkpoint after this many seconds of training (0: off)
+    max_seconds: float = 0.0  # stop once training has run this long, over every call (0: off)
     keep: int = 2  # checkpoints kept on disk
     amp: bool = True  # bf16 autocast, on CUDA only
     compile: bool = False
@@ -68,7 +73,8 @@ class TrainConfig:
             raise ValueError(f"steps must be a positive int, got {self.steps!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        for name in ("warmup", "log_every", "eval_every", "ckpt_every", "ckpt_seconds"):
+        counts = ("warmup", "log_every", "eval_every", "ckpt_every", "ckpt_seconds", "max_seconds")
+        for name in counts:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.keep < 1:
@@ -333,8 +339,14 @@ def train(
     t0 = last_save = time.perf_counter()
     completed = start
     model.train()
+
+    def over() -> bool:  # past the time limit
+        return bool(cfg.max_seconds) and seconds() >= cfg.max_seconds
+
     try:
         for step in range(start, cfg.steps):
+            if over():  # a resumed run whose time was already spent
+                break
             lr = lr_at(step, cfg)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -364,24 +376,28 @@ def train(
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{scalars['loss']:.4f}")
-            if cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps):
-                log({"step": done, "lr": lr, "time": seconds(), **scalars})
+            stop = done < cfg.steps and over()
+            if cfg.log_every and (done % cfg.log_every == 0 or done == cfg.steps or stop):
+                row = {"step": done, "lr": lr, "time": seconds(), **scalars}
+                log({**row, "stopped": "max_seconds"} if stop else row)
             if evaluate is not None and cfg.eval_every and done % cfg.eval_every == 0:
                 log({"step": done, "eval": True, **_evaluate(evaluate, model, done)})
             due = cfg.ckpt_every and done % cfg.ckpt_every == 0
             late = cfg.ckpt_seconds and time.perf_counter() - last_save >= cfg.ckpt_seconds
-            if (due or late) and done < cfg.steps:
+            if (due or late) and done < cfg.steps and not stop:
                 checkpoint(done)
+            if stop:
+                break
     except KeyboardInterrupt:
         checkpoint(completed)  # every finished step is saved; the step in flight starts again
         raise
     finally:
         if bar is not None:
             bar.close()
-    if start < cfg.steps:  # else the final checkpoint is the one this call resumed from
-        checkpoint(cfg.steps)
-    if evaluate is not None and not (cfg.eval_every and cfg.steps % cfg.eval_every == 0):
-        log({"step": cfg.steps, "eval": True, **_evaluate(evaluate, model, cfg.steps)})
+    if completed > start:  # else the final checkpoint is the one this call resumed from
+        checkpoint(completed)
+    if evaluate is not None and not (cfg.eval_every and completed % cfg.eval_every == 0):
+        log({"step": completed, "eval": True, **_evaluate(evaluate, model, completed)})
     if log_path is not None and log_path.exists():
         save_loss_plot(read_log(log_path), out / "loss.png")
     return records

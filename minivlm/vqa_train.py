@@ -62,15 +62,17 @@ def fit(
     log_every: int = 50,
     held_out: ShapesQuestions | None = None,
     eval_every: int = 0,
+    max_seconds: float = 0.0,
 ) -> list[dict]:
     """Train an answerer for `steps` steps of `scenes` scenes (all their questions); the log.
 
     held_out: questions scored (`accuracy`) every `eval_every` steps and at the end, logged as
-    records with "eval": True and one accuracy per kind: the learning curve."""
+    records with "eval": True and one accuracy per kind: the learning curve. max_seconds > 0
+    stops training sooner if it runs that long (`TrainConfig.max_seconds`)."""
     batches = QuestionBatches(data, model.tok, scenes, seed)
     cfg = TrainConfig(steps=steps, lr=lr, warmup=min(warmup, max(1, steps // 10)), min_lr=lr / 20,
                       seed=seed, log_every=log_every, eval_every=eval_every,
-                      progress=False)  # fmt: skip
+                      max_seconds=max_seconds, progress=False)  # fmt: skip
     score = (lambda m, _: accuracy(m, held_out)) if held_out is not None else None
     return train(model, batches, cfg, evaluate=score, device=model.types.device)  # where it is
 

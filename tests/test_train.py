@@ -239,6 +239,27 @@ def test_checkpoints_by_elapsed_time_and_a_log_cut_back_on_resume(tmp_path):
     assert times == sorted(times) and times[back] > saved  # one clock over both calls
 
 
+def test_a_time_limit_stops_the_run_saves_it_and_a_resume_adds_nothing(tmp_path):
+    """max_seconds stops a run whose steps would take longer (a machine that slowed down):
+    the last logged row says so, the checkpoint holds the steps done, and the evaluation runs
+    on them; a second call finds the time spent and trains no further step."""
+
+    def slow(step):
+        time.sleep(0.05)
+        return get_batch(step)
+
+    cfg = config(steps=1000, log_every=50, max_seconds=0.4)
+    scored = []
+    rows = train(Regressor(), slow, cfg, tmp_path, evaluate=lambda m, s: scored.append(s) or {})
+    done = rows[-2]["step"]
+    assert 4 <= done < 1000 and rows[-2]["stopped"] == "max_seconds" and rows[-2]["time"] >= 0.4
+    assert rows[-1] == {"step": done, "eval": True} and scored == [done]
+    assert latest_checkpoint(tmp_path).name == f"step_{done:07d}.json"
+    again = train(Regressor(), slow, cfg, tmp_path)
+    assert again == rows  # the log as it was: no step, no row added
+    assert latest_checkpoint(tmp_path).name == f"step_{done:07d}.json"
+
+
 def test_unreadable_or_foreign_checkpoints_are_named(tmp_path):
     torch.manual_seed(0)
     train(Regressor(), get_batch, config(steps=3), out_dir=tmp_path)
