@@ -283,7 +283,7 @@ def ranking_loss(model: MatchModel, regions, ids, mask, valid) -> torch.Tensor:
     B, K, T = ids.shape
     logits = model(regions.repeat_interleave(K, 0), ids.reshape(B * K, T), mask.reshape(B * K, T))
     logits = logits.view(B, K).masked_fill(~valid, float("-inf"))  # (B, K)
-    return F.cross_entropy(logits, torch.zeros(B, dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(B, dtype=torch.long, device=logits.device))
 
 
 def evaluate(model: MatchModel, data: MatchingData, batch: int = 256) -> dict[str, float]:

@@ -60,12 +60,14 @@ def hard_negatives(
     if sim.dim() != 2 or sim.shape[0] != sim.shape[1] or sim.shape[0] < 2:
         raise ValueError(f"need a square similarity matrix with B >= 2, got {tuple(sim.shape)}")
     eye = torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
+    # draw on the generator's device (a CPU generator draws the same for sim on any device)
+    where = generator.device if generator is not None else sim.device
     with torch.no_grad():
         w_i2t = sim.float().masked_fill(eye, float("-inf")).softmax(dim=1)  # (B, B), zero diagonal
         w_t2i = sim.float().T.masked_fill(eye, float("-inf")).softmax(dim=1)
-        neg_text = torch.multinomial(w_i2t, 1, generator=generator).squeeze(1)  # (B,)
-        neg_image = torch.multinomial(w_t2i, 1, generator=generator).squeeze(1)  # (B,)
-    return neg_text, neg_image
+        neg_text = torch.multinomial(w_i2t.to(where), 1, generator=generator).squeeze(1)  # (B,)
+        neg_image = torch.multinomial(w_t2i.to(where), 1, generator=generator).squeeze(1)  # (B,)
+    return neg_text.to(sim.device), neg_image.to(sim.device)
 
 
 def itm_pairs(
@@ -100,15 +102,17 @@ def mask_tokens(
         raise ValueError("special must be a bool tensor shaped like ids (True = never mask)")
     if not 0.0 < prob < 1.0:
         raise ValueError(f"prob must be in (0, 1), got {prob}")
-    u = torch.rand(ids.shape, generator=generator, device=ids.device)
+    # draw on the generator's device (a CPU generator draws the same for ids on any device)
+    where = generator.device if generator is not None else ids.device
+    u = torch.rand(ids.shape, generator=generator, device=where).to(ids.device)
     chosen = (u < prob) & ~special
     labels = torch.where(chosen, ids, torch.full_like(ids, -100))
-    action = torch.rand(ids.shape, generator=generator, device=ids.device)
+    action = torch.rand(ids.shape, generator=generator, device=where).to(ids.device)
     out = ids.clone()
     out[chosen & (action < 0.8)] = mask_id
     random_words = torch.randint(
-        mask_id + 1, vocab_size, ids.shape, generator=generator, device=ids.device
-    )
+        mask_id + 1, vocab_size, ids.shape, generator=generator, device=where
+    ).to(ids.device)
     swap = chosen & (action >= 0.8) & (action < 0.9)
     out[swap] = random_words[swap]
     return out, labels

@@ -53,7 +53,7 @@ class PatchEmbed(nn.Module):
     def as_linear(self) -> nn.Linear:
         """The same map as an nn.Linear on `patchify` output (the conv's weight, reordered)."""
         d, c, p, _ = self.proj.weight.shape
-        lin = nn.Linear(p * p * c, d)
+        lin = nn.Linear(p * p * c, d, device=self.proj.weight.device)  # where the conv is
         with torch.no_grad():
             lin.weight.copy_(rearrange(self.proj.weight, "d c p1 p2 -> d (p1 p2 c)"))
             lin.bias.copy_(self.proj.bias)
