@@ -6,7 +6,8 @@
 Parts, in this order (all of them when none is named), each a subprocess stopped at its limit:
 
     notebooks  every notebooks/*.ipynb under strict nbval, --jobs side by side (2 threads each,
-               MPLBACKEND unset so plt.show() draws the inline figures the outputs hold)   140 s
+               MPLBACKEND unset so plt.show() draws the inline figures the outputs hold;
+               printed decimals compared to two places, notebooks/sanitize_gpu.cfg)      140 s
     capstone   `python -m minivlm capstone --preset gpu`, made smaller by CAPSTONE_GPU to an
                estimated 2-3 minutes on an H100 (not yet measured): scores, times, steps  170 s
     bf16       bench/bf16.py: bf16 autocast against fp32 on the same capstone steps        30 s
@@ -55,6 +56,8 @@ from minivlm.__main__ import parse_sets  # noqa: E402
 from minivlm.errors import InputError  # noqa: E402
 from tests.capstone_tiny import TINY  # noqa: E402  (the tests' tiny capstone, for --dry-run)
 
+NOTEBOOKS = ROOT / "notebooks"
+SANITIZE = ("sanitize.cfg", "sanitize_gpu.cfg")  # nbval's, then what a GPU's digits need
 PARTS = ("notebooks", "capstone", "bf16", "vqa", "lm", "llava")
 LIMITS = {"notebooks": 140, "capstone": 170, "bf16": 30, "vqa": 60, "lm": 30, "llava": 40,
           "overrun": 1}  # fmt: skip
@@ -205,11 +208,14 @@ SHORT = {
 def notebooks(check: Check, limit: float) -> dict:
     """Strict nbval per notebook, `jobs` side by side, the slowest (per chapters.json) first."""
     timed = {r["notebook"]: r["run_seconds"] for r in _results("chapters").get("results", [])}
-    books = sorted((ROOT / "notebooks").glob("*.ipynb"), key=lambda p: -timed.get(p.stem, 1e9))
-    books = [ROOT / "notebooks" / "00_setup.ipynb"] if check.dry_run else books
+    books = sorted(NOTEBOOKS.glob("*.ipynb"), key=lambda p: -timed.get(p.stem, 1e9))
+    books = [NOTEBOOKS / "00_setup.ipynb"] if check.dry_run else books
     jobs = check.jobs or min(len(books), max(1, (os.cpu_count() or 2) // 2))
     threads = 1 if check.dry_run else 2
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    sanitize = check.work / "sanitize.cfg"  # the course's, and two decimals for a GPU's float order
+    sanitize.parent.mkdir(parents=True, exist_ok=True)
+    sanitize.write_text("\n".join((NOTEBOOKS / f).read_text() for f in SANITIZE))
     env["OMP_NUM_THREADS"] = str(threads)
     deadline = time.monotonic() + limit
 
@@ -218,7 +224,7 @@ def notebooks(check: Check, limit: float) -> dict:
         if left <= 0:
             return {"notebook": book.stem, "status": "not_run", "seconds": 0.0, "timed_out": True}
         cmd = [sys.executable, "-m", "pytest", str(book.relative_to(ROOT)), "--nbval",
-               "--nbval-current-env", "--nbval-sanitize-with", "notebooks/sanitize.cfg",
+               "--nbval-current-env", "--nbval-sanitize-with", str(sanitize),
                "-p", "no:cacheprovider", "-q"]  # fmt: skip
         out = run_limited(cmd, left, check.work / "logs" / "notebooks" / f"{book.stem}.log", env)
         print(f"  {book.stem}: {out.status} in {out.seconds:.0f} s", flush=True)
@@ -232,7 +238,7 @@ def notebooks(check: Check, limit: float) -> dict:
     timed_out = any(r["timed_out"] for r in rows)
     status = "passed" if passed == len(rows) else "timed_out" if timed_out else "failed"
     return {"status": status, "timed_out": timed_out, "passed": passed, "of": len(rows),
-            "jobs": jobs, "omp_threads": threads, "mplbackend": "unset",
+            "jobs": jobs, "omp_threads": threads, "mplbackend": "unset", "sanitize": SANITIZE,
             "notebooks": rows}  # fmt: skip
 
 

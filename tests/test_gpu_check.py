@@ -104,6 +104,7 @@ def test_dry_run_records_the_machine_and_each_parts_figures(dry_run):
     parts = report["results"]
     books = parts["notebooks"]
     assert books["mplbackend"] == "unset" and books["passed"] == books["of"] == 1
+    assert books["sanitize"] == ["sanitize.cfg", "sanitize_gpu.cfg"]
     assert [(b["notebook"], b["status"]) for b in books["notebooks"]] == [("00_setup", "passed")]
     cap = parts["capstone"]
     assert {"test", "comp"} <= cap["scores"].keys() and cap["train_seconds"] > 0
