@@ -148,23 +148,32 @@ def train_region_encoder(
     lr: float = 3e-3,
     seed: int = 0,
     progress: bool = False,
+    device: torch.device | str = "cpu",
 ) -> RegionEncoder:
-    """Supervised per-cell attributes; returns the encoder frozen (no gradients, eval mode)."""
+    """Supervised per-cell attributes; returns the encoder frozen (no gradients, eval mode).
+    `device`: where the encoder trains and stays (batches are drawn on the CPU)."""
     torch.manual_seed(seed)
     enc = RegionEncoder(images.shape[-1])
     train_loop(
         Objective(enc, RegionEncoder.loss),
         lambda step: region_batch(images, labels, step, batch, seed),
         loop_config(steps, lr, seed, progress),
+        device=device,
     )
     return enc.requires_grad_(False).eval()  # frozen for good, as a detector's features are
 
 
-def cell_accuracy(enc: RegionEncoder, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of occupied cells whose colour, shape and size are all named right."""
+def cell_accuracy(
+    enc: RegionEncoder,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Fraction of occupied cells whose colour, shape and size are all named right.
+    `device`: where the encoder is."""
     with evaluating(enc):
-        feats = enc(images)  # (N, G*G, D)
-        pred = torch.stack([h(feats).argmax(-1) for h in enc.heads], dim=-1)  # (N, G*G, 3)
+        feats = enc(images.to(device))  # (N, G*G, D)
+        pred = torch.stack([h(feats).argmax(-1) for h in enc.heads], dim=-1).cpu()  # (N, G*G, 3)
     occupied = labels[..., 0] > 0  # (N, G*G)
     return (pred == labels).all(-1)[occupied].float().mean().item()
 
@@ -180,10 +189,16 @@ class MatchingData:
     valid: dict[str, torch.Tensor]  # kind -> (N,) bool: the scene allows this edit
     regions: torch.Tensor | None = None  # (N, G*G, D) frozen region features, once computed
 
-    def encode(self, enc: RegionEncoder, batch: int = 512) -> None:
+    def encode(
+        self, enc: RegionEncoder, batch: int = 512, device: torch.device | str = "cpu"
+    ) -> None:
+        """Compute the frozen region features (kept on the CPU); `device`: where `enc` is."""
         with evaluating(enc):
             self.regions = torch.cat(
-                [enc(self.images[i : i + batch]) for i in range(0, len(self.images), batch)]
+                [
+                    enc(self.images[i : i + batch].to(device)).cpu()
+                    for i in range(0, len(self.images), batch)
+                ]
             )  # (N, G*G, D)
 
 
@@ -286,9 +301,12 @@ def ranking_loss(model: MatchModel, regions, ids, mask, valid) -> torch.Tensor:
     return F.cross_entropy(logits, torch.zeros(B, dtype=torch.long, device=logits.device))
 
 
-def evaluate(model: MatchModel, data: MatchingData, batch: int = 256) -> dict[str, float]:
+def evaluate(
+    model: MatchModel, data: MatchingData, batch: int = 256, device: torch.device | str = "cpu"
+) -> dict[str, float]:
     """Accuracy on each kind of negative: a pair counts as right when the true caption scores
-    higher than its edited twin (chance = 0.5). The model leaves in the mode it came in."""
+    higher than its edited twin (chance = 0.5). The model leaves in the mode it came in.
+    `device`: where the model is."""
     out = {}
     n = data.images.shape[0]
     with evaluating(model):
@@ -299,10 +317,12 @@ def evaluate(model: MatchModel, data: MatchingData, batch: int = 256) -> dict[st
                 keep = data.valid[kind][sl]  # (b,) scenes that allow this edit
                 if not keep.any():
                     continue
-                img = data.regions[sl][keep]  # (b', G*G, D)
-                pos = model(img, data.ids["positive"][sl][keep], data.masks["positive"][sl][keep])
-                neg = model(img, data.ids[kind][sl][keep], data.masks[kind][sl][keep])
-                wins.append(pos > neg)  # (b',)
+                img = data.regions[sl][keep].to(device)  # (b', G*G, D)
+                pos_ids, pos_mask = data.ids["positive"][sl][keep], data.masks["positive"][sl][keep]
+                neg_ids, neg_mask = data.ids[kind][sl][keep], data.masks[kind][sl][keep]
+                pos = model(img, pos_ids.to(device), pos_mask.to(device))
+                neg = model(img, neg_ids.to(device), neg_mask.to(device))
+                wins.append((pos > neg).cpu())  # (b',)
             out[kind] = torch.cat(wins).float().mean().item()
     return out
 
@@ -317,9 +337,11 @@ def train_matcher(
     lr: float = 1e-3,
     seed: int = 0,
     progress: bool = False,
+    device: torch.device | str = "cpu",
 ) -> dict:
     """Train one fusion family for `steps` steps on frozen regions, then evaluate it.
-    Returns the family, seed, training seconds, last logged loss and accuracy per negative."""
+    Returns the family, seed, training seconds, last logged loss and accuracy per negative.
+    `device`: where the model trains (batches are drawn on the CPU)."""
     torch.manual_seed(seed)
     model = MatchModel(
         family,
@@ -332,6 +354,7 @@ def train_matcher(
         Objective(model, ranking_loss),
         lambda step: ranking_batch(train, step, batch, seed),
         loop_config(steps, lr, seed, progress),
+        device=device,
     )
     seconds = time.perf_counter() - t0
     return {
@@ -339,31 +362,42 @@ def train_matcher(
         "seed": seed,
         "seconds": seconds,
         "loss": records[-1]["loss"],
-        **evaluate(model, test),
+        **evaluate(model, test, device=device),
     }
 
 
 def prepare_experiment(
-    n_train: int = 4000, n_test: int = 600, size: int = 32, region_steps: int = 400
+    n_train: int = 4000,
+    n_test: int = 600,
+    size: int = 32,
+    region_steps: int = 400,
+    device: torch.device | str = "cpu",
 ) -> tuple[MatchingData, MatchingData, int, float]:
     """Data for both splits, plus the region encoder trained once and applied to both.
-    Returns (train, test, vocab size, the encoder's per-cell accuracy on test)."""
+    Returns (train, test, vocab size, the encoder's per-cell accuracy on test).
+    `device`: where the encoder trains and runs (the data stay on the CPU)."""
     tok = CaptionTokenizer.shapes_world()
     train = build_matching_data("train", n_train, size, tok)
     test = build_matching_data("test", n_test, size, tok)
-    enc = train_region_encoder(train.images, train.labels, steps=region_steps)
-    train.encode(enc)
-    test.encode(enc)
-    return train, test, len(tok), cell_accuracy(enc, test.images, test.labels)
+    enc = train_region_encoder(train.images, train.labels, steps=region_steps, device=device)
+    train.encode(enc, device=device)
+    test.encode(enc, device=device)
+    return train, test, len(tok), cell_accuracy(enc, test.images, test.labels, device)
 
 
 def run_fusion_experiment(
-    seeds=(0,), steps: int = 600, families=FAMILIES, progress: bool = False, **data_kw
+    seeds=(0,),
+    steps: int = 600,
+    families=FAMILIES,
+    progress: bool = False,
+    device: torch.device | str = "cpu",
+    **data_kw,
 ) -> tuple[list[dict], float]:
-    """Every family x seed under one budget (same data, regions, steps, batch, learning rate)."""
-    train, test, vocab, region_acc = prepare_experiment(**data_kw)
+    """Every family x seed under one budget (same data, regions, steps, batch, learning rate).
+    `device`: where every model trains and runs."""
+    train, test, vocab, region_acc = prepare_experiment(device=device, **data_kw)
     results = [
-        train_matcher(f, train, test, vocab, steps=steps, seed=s, progress=progress)
+        train_matcher(f, train, test, vocab, steps=steps, seed=s, progress=progress, device=device)
         for s in seeds
         for f in families
     ]

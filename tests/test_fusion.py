@@ -208,3 +208,16 @@ def test_the_matching_trainings_use_the_one_loop_and_repeat_exactly(tiny_matchin
         torch.testing.assert_close(a, b)
     assert not encs[0].training and not any(p.requires_grad for p in encs[0].parameters())
     assert 0 <= cell_accuracy(encs[0], data.images, data.labels) <= 1
+
+
+def test_passing_device_cpu_changes_nothing(tiny_matching):
+    data, vocab = tiny_matching
+    default = train_matcher("late-product", data, data, vocab, steps=3, batch=4)
+    on_cpu = train_matcher("late-product", data, data, vocab, steps=3, batch=4, device="cpu")
+    del default["seconds"], on_cpu["seconds"]
+    assert on_cpu == default  # the same loss and accuracies, bit for bit
+    enc = train_region_encoder(data.images, data.labels, steps=2, batch=4)
+    enc_cpu = train_region_encoder(data.images, data.labels, steps=2, batch=4, device="cpu")
+    assert all(map(torch.equal, enc.state_dict().values(), enc_cpu.state_dict().values()))
+    acc = cell_accuracy(enc, data.images, data.labels)
+    assert cell_accuracy(enc_cpu, data.images, data.labels, device="cpu") == acc
