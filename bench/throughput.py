@@ -8,7 +8,9 @@ floating-point operations of one training step (forward and backward) with torch
 steps, as bench/capstone.py's `step_seconds` does), and divides the achieved GFLOP/s by the
 peak of a 1024 x 1024 fp32 matmul timed just before and after that stage. A small model
 spends its time in small matmuls, elementwise ops and the optimizer, so the share is well
-below 1; raising it is how a run trains more in the same wall time.
+below 1; raising it is how a run trains more in the same wall time. It also times one AdamW
+update of the stage's weights both ways: fused (what the stages use) and as torch's loop over
+the tensors.
 
 Writes bench/results/throughput.json.
 """
@@ -31,7 +33,7 @@ from bench.capstone import stage_model, step_seconds  # noqa: E402
 from bench.common import command, write_results  # noqa: E402
 from minivlm.capstone import datasets, override, preset  # noqa: E402
 from minivlm.capstone.stages import stage_config  # noqa: E402
-from minivlm.train import train  # noqa: E402
+from minivlm.train import make_optimizer, train  # noqa: E402
 
 STAGES = ("pretrain", "caption")
 
@@ -59,6 +61,28 @@ def step_flops(cfg, data: dict, key: str) -> float:
     return float(counter.get_total_flops())
 
 
+def optimizer_ms(cfg, data: dict, key: str, steps: int = 20, repeats: int = 5) -> dict:
+    """Milliseconds of one AdamW update of a stage's weights: torch's loop over the tensors
+    against the fused kernel that the capstone's stages use (`TrainConfig.fused`), timed in
+    turns so that a shared machine's load hits both; the median of `repeats` turns each."""
+    model, _ = stage_model(cfg, data, key)
+    for p in model.parameters():
+        p.grad = torch.randn_like(p)
+    opts = {
+        name: make_optimizer(model, replace(stage_config(cfg, key, 1), fused=fused))
+        for name, fused in (("loop", False), ("fused", True))
+    }
+    times: dict[str, list[float]] = {name: [] for name in opts}
+    for _ in range(repeats):
+        for name, opt in opts.items():
+            opt.step()  # warm
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                opt.step()
+            times[name].append(1e3 * (time.perf_counter() - t0) / steps)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--preset", default="cpu")
@@ -77,10 +101,14 @@ def main() -> None:
         peak = max(before, matmul_peak())  # timed around the stage, in the same run
         achieved = flops / seconds / 1e9
         share = achieved / peak
+        opt = optimizer_ms(cfg, data, key)
         rows.append({"stage": key, "gflop_per_step": flops / 1e9, "step_ms": 1e3 * seconds,
-                     "gflops": achieved, "peak_gflops": peak, "share": share})  # fmt: skip
+                     "gflops": achieved, "peak_gflops": peak, "share": share,
+                     "optimizer_ms": opt})  # fmt: skip
         print(f"{key:>8}: {flops / 1e9:6.2f} GFLOP per step in {1e3 * seconds:6.1f} ms = "
-              f"{achieved:6.1f} GFLOP/s, {share:.0%} of the matmul peak", flush=True)  # fmt: skip
+              f"{achieved:6.1f} GFLOP/s, {share:.0%} of the matmul peak; AdamW "
+              f"{opt['fused']:.2f} ms fused, {opt['loop']:.2f} ms as a loop over the tensors "
+              f"({opt['loop'] / opt['fused']:.1f}x)", flush=True)  # fmt: skip
     print(f"fp32 matmul peak (1024 x 1024): {max(r['peak_gflops'] for r in rows):.1f} GFLOP/s, "
           f"{torch.get_num_threads()} threads")  # fmt: skip
     write_results("throughput", command("throughput.py", args), rows, preset=args.preset)

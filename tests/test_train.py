@@ -110,11 +110,27 @@ def test_checkpoint_round_trip_is_atomic_and_complete(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step_0000005.json"
 
 
-def test_interrupted_run_resumes_to_the_same_losses(tmp_path):
+def test_fused_adamw_takes_the_steps_of_the_loop_over_tensors():
+    """TrainConfig.fused (the capstone's stages) changes how AdamW runs, not what it computes."""
+    torch.manual_seed(0)
+    loop = Regressor(dropout=0.0)
+    fused = Regressor(dropout=0.0)
+    fused.load_state_dict(loop.state_dict())
+    a = train(loop, get_batch, config())
+    b = train(fused, get_batch, config(fused=True))
+    assert isinstance(make_optimizer(fused, config(fused=True)), torch.optim.AdamW)
+    assert make_optimizer(fused, config(fused=True)).defaults["fused"] is True
+    assert not make_optimizer(fused, config()).defaults["fused"]
+    torch.testing.assert_close([r["loss"] for r in b], [r["loss"] for r in a])
+    torch.testing.assert_close(fused.state_dict(), loop.state_dict())
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_interrupted_run_resumes_to_the_same_losses(tmp_path, fused):
     torch.manual_seed(0)
     straight = Regressor()
     init = {k: v.clone() for k, v in straight.state_dict().items()}
-    ref = train(straight, get_batch, config(), out_dir=tmp_path / "a")
+    ref = train(straight, get_batch, config(fused=fused), out_dir=tmp_path / "a")
 
     def interrupting(step):
         if step == 7 and not getattr(interrupting, "fired", False):
@@ -125,10 +141,10 @@ def test_interrupted_run_resumes_to_the_same_losses(tmp_path):
     model = Regressor()
     model.load_state_dict(init)
     with pytest.raises(KeyboardInterrupt):
-        train(model, interrupting, config(), out_dir=tmp_path / "b")
+        train(model, interrupting, config(fused=fused), out_dir=tmp_path / "b")
     assert latest_checkpoint(tmp_path / "b").name == "step_0000007.json"
     fresh = Regressor()  # a new process: weights come only from the checkpoint
-    train(fresh, interrupting, config(), out_dir=tmp_path / "b")
+    train(fresh, interrupting, config(fused=fused), out_dir=tmp_path / "b")
     losses_ref = [r["loss"] for r in ref]
     losses = [r["loss"] for r in read_log(tmp_path / "b" / "metrics.jsonl")]
     assert losses == losses_ref  # bit for bit, dropout included
