@@ -96,6 +96,7 @@ def record(key: str, r: RunResult, path: Path = RESULTS, **info) -> dict:
                  "eval": r.eval_seconds},
         "caption_steps": r.config.schedule.caption_steps,
         "pretrain_steps": r.config.schedule.pretrain_steps, "encoder": r.config.model.encoder,
+        "colour_drop": r.config.schedule.colour_drop,
         "retrieval": r.retrieval.get("after"), "self_labelled": r.self_labelled or None,
     }  # fmt: skip
     db = load(path)

@@ -37,15 +37,18 @@ def teacher_forcing_loss(
     mask: torch.Tensor,
     image: torch.Tensor,
     read: torch.Tensor | None = None,
+    unscored: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Read [BOS] w1 .. wn, predict w1 .. wn [EOS] at every position at once; padding ignored.
 
     ids, mask: (B, T) with mask True on real tokens; model(ids, image, key_mask) -> (B, T, V).
     read: the words the model reads, if not ids (a noisy copy, chapter 8); targets are always ids.
+    unscored: (B, T) bool, True on words that are not targets (chapter 8's colour dropout).
     """
     read = ids if read is None else read
     logits = model(read[:, :-1], image, key_mask=mask[:, :-1])  # (B, T-1, V)
-    target = ids[:, 1:].masked_fill(~mask[:, 1:], -100)  # (B, T-1): the next word, or ignore
+    skip = ~mask if unscored is None else ~mask | unscored  # (B, T)
+    target = ids[:, 1:].masked_fill(skip[:, 1:], -100)  # (B, T-1): the next word, or ignore
     return F.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
 
 

@@ -31,6 +31,7 @@ from minivlm.capstone import (
     scratch,
     self_label,
 )
+from minivlm.captioner import teacher_forcing_loss
 from minivlm.data import (
     AltTextPairs,
     CaptionTokenizer,
@@ -112,6 +113,42 @@ def test_pretrainer_losses_reach_every_part(tok):
     torch.testing.assert_close(cap.decoder.lm_head.weight, pre.fuse.lm_head.weight)
 
 
+def test_colour_drop_hides_the_colour_tokens_and_leaves_colour_words_unscored(tok):
+    """colour_drop=1: every caption is learnt from the silhouettes alone. The colour pathway gets
+    no gradient, and the loss is teacher forcing with the colour words read at random and not
+    scored. colour_drop=0 is the old loss, random draws included."""
+    torch.manual_seed(0)
+    cfg = preset("ci", **TINY)
+    pre = Pretrainer(cfg.model, cfg.schedule, tok)
+    ids, mask = tok.batch_encode(["a small red circle", "a blue square left of a red circle"] * 2)
+    batch = {"image": to_tensor(render(make_scenes("train", 4), size=32)), "ids": ids, "mask": mask}
+    blind = Captioner.from_pretrainer(pre, noise=0.3, colour_drop=1.0)
+    torch.manual_seed(1)
+    blind(batch)["loss"].backward()
+    colour_parts = (blind.image.colour_net, blind.image.colour_proj, blind.image.colour_norm)
+    for part in colour_parts:
+        assert all(p.grad is None or not p.grad.any() for p in part.parameters())
+    assert blind.image.shape_net[0].weight.grad.abs().sum() > 0
+    torch.manual_seed(1)
+    hide = torch.rand(4) < 1.0  # the draws forward makes, in its order
+    read = noisy_colours(ids, blind.colour_ids, 1.0)
+    is_colour = torch.isin(ids, blind.colour_ids)
+    image = blind.image(batch["image"], hide_colour=hide)
+    assert not image[:, image.shape[1] // 2 :].any()  # the colour tokens are zeros
+    by_hand = teacher_forcing_loss(blind.decoder, ids, mask, image, read=read, unscored=is_colour)
+    torch.manual_seed(1)
+    torch.testing.assert_close(blind(batch)["loss"], by_hand)
+    plain, ref = (Captioner.from_pretrainer(pre, noise=0.3) for _ in range(2))  # equal weights
+    torch.manual_seed(2)
+    a = plain(batch)["loss"]
+    torch.manual_seed(2)
+    read = noisy_colours(ids, ref.colour_ids, 0.3)
+    b = teacher_forcing_loss(ref.decoder, ids, mask, ref.image(batch["image"]), read=read)
+    torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="colour_drop needs a TwoPathwayEncoder, got GridEncoder"):
+        Captioner(GridEncoder(32, 32, grid=4, width=8), pre.fuse, pre.colour_ids, 0.0, 0.5)
+
+
 def test_run_end_to_end_then_a_rerun_only_evaluates(tmp_path):
     cfg = preset("ci", **TINY, curated_steps=4, self_train=[4, 6], finetune_lr=1e-3)
     first, trained = run(cfg, out_dir=tmp_path)
@@ -185,6 +222,8 @@ def test_config_parts_take_flat_overrides_and_refuse_what_would_go_unread():
         ({"lr": "abc"}, "lr: expected a number, got 'abc'"),
         ({"batch": 1.5}, "batch: expected an integer, got 1.5"),
         ({"no_such": 1}, "no_such: expected a field of the capstone config"),
+        ({"colour_drop": 1.0}, "colour_drop: expected a value in \\[0.0, 1.0\\)"),
+        ({"encoder": "cnn", "colour_drop": 0.5}, "colour_drop: expected 0 with encoder=cnn"),
     ):
         if match is None:
             assert preset("lowcap", **bad).model.encoder == "vit"

@@ -17,9 +17,10 @@ says the same thing in the same order, and the captioner trains on those and its
 
 The image encoder has two pathways (`TwoPathwayEncoder`): a shape pathway that sees only the
 silhouette and a colour pathway that sees only each cell's mean colour, their tokens kept
-apart, so a word can read the shape of an object without its colour. That, and noise on the
-colour words the multimodal stack reads, lets the captioner name a red triangle although
-training never showed one. `--set encoder=cnn|vit` swaps in chapter 4's generic encoders.
+apart, so a word can read the shape of an object without its colour. That, noise on the
+colour words the multimodal stack reads, and colour dropout (a share of the captions is learnt
+with the colour tokens hidden) let the captioner name a red triangle although training never
+showed one. `--set encoder=cnn|vit` swaps in chapter 4's generic encoders.
 
 One job per module, imported in one direction:
 

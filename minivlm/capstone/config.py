@@ -155,6 +155,7 @@ class Schedule:
     finetune_lr: float = 0.0  # stage 2's and 3's peak lr after stage 1 (0: lr)
     warmup: int = 50
     colour_noise: float = 0.3  # chance that the multimodal stack reads a random colour word
+    colour_drop: float = 0.0  # share of stage 2's and 3's captions whose image hides its colour
     itm_share: float = 0.25  # share of stage 1's batch that also gets ITM pairs
     mlm_prob: float = 0.4  # share of words MLM hides (BERT: 0.15; alt-texts are short)
 
@@ -168,6 +169,7 @@ class Schedule:
         _within(self, "curate_keep", 0.0, 1.0, "(]")
         _within(self, "real_share", 0.0, 1.0, "()")
         _within(self, "colour_noise", 0.0, 1.0)
+        _within(self, "colour_drop", 0.0, 1.0, "[)")
         _within(self, "itm_share", 0.0, 1.0, "(]")
         _within(self, "mlm_prob", 0.0, 1.0, "()")
         if not self.lr > 0:
@@ -203,6 +205,13 @@ class CapstoneConfig:
         _at_least(self, 0, "seed", "threads")
         if not self.ckpt_seconds > 0:
             raise InputError("ckpt_seconds", "a number of seconds > 0", self.ckpt_seconds)
+        if self.schedule.colour_drop and self.model.encoder != "two_pathway":
+            raise InputError(
+                "colour_drop",
+                f"0 with encoder={self.model.encoder} (it hides the two-pathway encoder's "
+                "colour tokens)",
+                self.schedule.colour_drop,
+            )
         if isinstance(self.data, CocoData):
             if self.model.encoder == "two_pathway":
                 raise InputError(

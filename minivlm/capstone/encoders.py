@@ -34,6 +34,9 @@ class TwoPathwayEncoder(nn.Module):
     * The colour pathway sees only the mean foreground colour of each cell, sum(x m) / sum(m),
       through a per-cell MLP: it knows nothing of shape.
     Both get the 2D sinusoidal position of their cell and a learned type vector.
+
+    forward(images, hide_colour) zeroes the colour tokens of the rows that hide_colour (B,) bool
+    marks: the image as the shape pathway alone sees it (colour dropout, `Captioner`).
     """
 
     def __init__(self, image_size: int, d_model: int, grid: int = 8, width: int = 16):
@@ -61,7 +64,9 @@ class TwoPathwayEncoder(nn.Module):
         dist = (images - self.background).norm(dim=1, keepdim=True)
         return ((dist - 0.15) / 0.3).clamp(0.0, 1.0)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, hide_colour: torch.Tensor | None = None
+    ) -> torch.Tensor:
         _check(images, self.image_size)
         m = self.silhouette(images)  # (B, 1, S, S)
         cover = F.avg_pool2d(m, self.cell)  # (B, 1, G, G): how much of each cell is object
@@ -72,6 +77,8 @@ class TwoPathwayEncoder(nn.Module):
         colour = torch.cat([self.colour_net(colour), cover.flatten(2).transpose(1, 2)], -1)
         s = self.shape_norm(self.shape_proj(shape) + self.pos + self.type_emb[0])  # (B, G*G, D)
         c = self.colour_norm(self.colour_proj(colour) + self.pos + self.type_emb[1])
+        if hide_colour is not None:
+            c = c * (~hide_colour).to(c.dtype)[:, None, None]  # hidden rows: zeros
         return torch.cat([s, c], dim=1)  # (B, 2*G*G, D)
 
 

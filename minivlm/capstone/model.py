@@ -24,7 +24,7 @@ from ..objectives import Temperature, itc_loss, itm_pairs, mask_tokens, similari
 from ..text import TextEmbedding
 from ..transformer import Encoder, masked_mean
 from .config import ModelConfig, Schedule
-from .encoders import image_encoder
+from .encoders import TwoPathwayEncoder, image_encoder
 
 
 class TextEncoder(nn.Module):
@@ -46,13 +46,16 @@ def colour_ids(tok: CaptionTokenizer) -> torch.Tensor:
     return torch.tensor([i for i in ids if i is not None and i != tok.unk_id], dtype=torch.long)
 
 
-def noisy_colours(ids: torch.Tensor, colours: torch.Tensor, p: float) -> torch.Tensor:
-    """Replace each colour word of ids (B, T) by a random colour with probability p.
+def noisy_colours(
+    ids: torch.Tensor, colours: torch.Tensor, p: float | torch.Tensor
+) -> torch.Tensor:
+    """Replace each colour word of ids (B, T) by a random colour with probability p (a number,
+    or a tensor that broadcasts to (B, T), e.g. one probability per row (B, 1)).
 
     The decoder reads these words but must still write the true next word, so it cannot learn
     "after 'red' comes no triangle" from the text: it has to look at the image.
     """
-    if p <= 0 or len(colours) == 0:
+    if len(colours) == 0 or (not isinstance(p, torch.Tensor) and p <= 0):
         return ids
     swap = (torch.rand(ids.shape, device=ids.device) < p) & torch.isin(ids, colours)
     pick = torch.randint(len(colours), ids.shape, device=ids.device)
@@ -118,11 +121,31 @@ class Pretrainer(nn.Module):
 
 
 class Captioner(nn.Module):
-    """An image encoder and a caption decoder; forward(batch) -> {"loss": teacher forcing}."""
+    """An image encoder and a caption decoder; forward(batch) -> {"loss": teacher forcing}.
 
-    def __init__(self, image: nn.Module, decoder: CaptionDecoder, colours, noise: float = 0.0):
+    Two guards keep the decoder from naming a shape by its colour (training pairs "red" only with
+    circles and squares, so "red" would predict "not a triangle"):
+
+    * noise: the share of colour words it reads as a random colour (`noisy_colours`);
+    * colour_drop: the share of captions whose image loses its colour tokens (two-pathway
+      encoder only). On those the decoder must name each shape from the silhouettes alone, and
+      their colour words are read at random and not scored. A shape circuit trained that way
+      predicts its words so well that the colour tokens have little left to add.
+    """
+
+    def __init__(
+        self,
+        image: nn.Module,
+        decoder: CaptionDecoder,
+        colours,
+        noise: float = 0.0,
+        colour_drop: float = 0.0,
+    ):
         super().__init__()
         self.image, self.decoder, self.noise = image, decoder, noise
+        if colour_drop and not isinstance(image, TwoPathwayEncoder):
+            raise ValueError(f"colour_drop needs a TwoPathwayEncoder, got {type(image).__name__}")
+        self.colour_drop = colour_drop
         self.register_buffer("colour_ids", torch.as_tensor(colours), persistent=False)
 
     @classmethod
@@ -131,15 +154,24 @@ class Captioner(nn.Module):
         return cls(image_encoder(m), multimodal_stack(m, len(tok)), colour_ids(tok), noise)
 
     @classmethod
-    def from_pretrainer(cls, pre: Pretrainer, noise: float) -> Captioner:
+    def from_pretrainer(cls, pre: Pretrainer, noise: float, colour_drop: float = 0.0) -> Captioner:
         """Copies of stage 1's image encoder and multimodal stack, the latter as the decoder."""
-        return cls(copy.deepcopy(pre.image), copy.deepcopy(pre.fuse), pre.colour_ids, noise)
+        image, fuse = copy.deepcopy(pre.image), copy.deepcopy(pre.fuse)
+        return cls(image, fuse, pre.colour_ids, noise, colour_drop)
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         ids, mask = batch["ids"], batch["mask"]
-        read = noisy_colours(ids, self.colour_ids, self.noise) if self.training else ids
-        image = self.image(batch["image"])
-        return {"loss": teacher_forcing_loss(self.decoder, ids, mask, image, read=read)}
+        if not (self.training and self.colour_drop):
+            read = noisy_colours(ids, self.colour_ids, self.noise) if self.training else ids
+            image = self.image(batch["image"])
+            return {"loss": teacher_forcing_loss(self.decoder, ids, mask, image, read=read)}
+        hide = torch.rand(len(ids), device=ids.device) < self.colour_drop  # (B,)
+        image = self.image(batch["image"], hide_colour=hide)  # (B, 2*G*G, D)
+        noise = torch.where(hide[:, None], 1.0, self.noise)  # (B, 1): hidden rows read at random
+        read = noisy_colours(ids, self.colour_ids, noise)
+        unscored = hide[:, None] & torch.isin(ids, self.colour_ids)  # (B, T)
+        loss = teacher_forcing_loss(self.decoder, ids, mask, image, read=read, unscored=unscored)
+        return {"loss": loss}
 
     @torch.no_grad()
     def caption(self, images: torch.Tensor, beam: int = 1, max_new: int = 24) -> torch.Tensor:

@@ -162,7 +162,7 @@ def run(
 
     first = stage1 or pretrain_stage(cfg, data, tok, out, device, say)
     done = first.done.copy()  # stage 1's share of the work, then this run's
-    model = Captioner.from_pretrainer(first.pretrainer, s.colour_noise).to(device)
+    model = Captioner.from_pretrainer(first.pretrainer, s.colour_noise, s.colour_drop).to(device)
     lr = s.finetune_lr or s.lr
     say(f"stage 2: {s.caption_steps} steps of captioning on {len(data['captioned'].texts)} texts")
     train_stage(cfg, "caption", model, data["captioned"], tok, s.caption_steps, out, device,

@@ -66,7 +66,7 @@ def stage_config(
     return TrainConfig(
         steps=steps, lr=lr, warmup=min(cfg.schedule.warmup, max(1, steps // 10)), min_lr=lr / 20,
         seed=stage_seed(cfg, key, round), log_every=10, amp=cfg.amp, compile=cfg.compile,
-        progress=cfg.progress, ckpt_seconds=cfg.ckpt_seconds,
+        progress=cfg.progress, ckpt_seconds=cfg.ckpt_seconds, fused=True,
     )  # fmt: skip
 
 
