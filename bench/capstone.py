@@ -96,7 +96,7 @@ def record(key: str, r: RunResult, path: Path = RESULTS, **info) -> dict:
                  "eval": r.eval_seconds},
         "caption_steps": r.config.schedule.caption_steps,
         "pretrain_steps": r.config.schedule.pretrain_steps, "encoder": r.config.model.encoder,
-        "colour_drop": r.config.schedule.colour_drop,
+        "colour_drop": r.config.schedule.colour_drop, "keep_cells": r.config.model.keep_cells,
         "retrieval": r.retrieval.get("after"), "self_labelled": r.self_labelled or None,
     }  # fmt: skip
     db = load(path)
@@ -154,7 +154,8 @@ def stage_model(cfg, data: dict, key: str) -> tuple[torch.nn.Module, Batches]:
     torch.manual_seed(0)
     model = Pretrainer(cfg.model, cfg.schedule, tok)
     if key == "caption":
-        model = Captioner.from_pretrainer(model, cfg.schedule.colour_noise)
+        s = cfg.schedule
+        model = Captioner.from_pretrainer(model, s.colour_noise, s.colour_drop)
     pairs = data["alt" if key == "pretrain" else "captioned"]
     return model, Batches(pairs, tok, cfg.schedule.batch, stage_seed(cfg, key))
 

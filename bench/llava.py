@@ -126,6 +126,7 @@ def one_seed(seed: int, args) -> list[dict]:
     data |= {"n_test": args.n_test, "n_comp": args.n_comp}  # its caption scores: as many scenes
     cfg = preset("quick", seed=seed, threads=args.threads, progress=False, device=args.device,
                  caption_steps=args.caption_steps, colour_drop=args.colour_drop,
+                 keep_cells=args.keep_cells,
                  **data)  # fmt: skip
     result, trained = run(cfg, verbose=False)
     vision_s = result.train_seconds
@@ -193,6 +194,7 @@ def main() -> None:
     p.add_argument("--n-comp", type=int, default=500)
     p.add_argument("--caption-steps", type=int, default=2000, help="the encoder's captioner")
     p.add_argument("--colour-drop", type=float, default=0.0, help="colour dropout (chapter 8)")
+    p.add_argument("--keep-cells", type=int, default=0, help="the cells the encoder keeps (0: all)")
     p.add_argument("--pretrain-steps", type=int, default=None, help="its stage 1 (preset's)")
     p.add_argument("--n-alt", type=int, default=None, help="the captioner's alt-texts (preset's)")
     p.add_argument("--n-captioned", type=int, default=None, help="its captions (preset's)")

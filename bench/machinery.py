@@ -99,19 +99,26 @@ def throughput_section(r: dict) -> str:
     rows = [[x["stage"], f"{x['gflop_per_step']:.2f}", f"{x['step_ms']:.1f} ms",
              f"{x['gflops']:.1f}", f"{x['peak_gflops']:.1f}", f"{x['share']:.0%}"]
             for x in r["results"]]  # fmt: skip
+    cells = [f"{x['stage']}: {x['cells_ms']['kept']:.1f} ms per step reading the kept cells, "
+             f"{x['cells_ms']['all']:.1f} ms reading every cell "
+             f"({x['cells_ms']['all'] / x['cells_ms']['kept']:.2f}×)"
+             for x in r["results"] if "cells_ms" in x]  # fmt: skip
     return "\n\n".join([
-        "### How much of the CPU a training step uses (chapter 8)",
+        f"### How much of the CPU a training step uses: the {r['preset']} preset (chapter 8)",
         f"{_source(r)}: the floating-point operations of one training step of each stage of the "
         f"{r['preset']} preset, counted by torch's `FlopCounterMode`, over the measured step "
         "time, against the peak of a 1024 × 1024 fp32 matmul timed around that stage.",
         table(["stage", "GFLOP per step", "step", "GFLOP/s", "matmul peak GFLOP/s",
                "share of the peak"], rows),  # fmt: skip
+        *(["The encoder keeps only the cells that hold the most object (`keep_cells`); "
+           "the same steps, timed in turns: " + "; ".join(cells) + "."] if cells else []),
     ])  # fmt: skip
 
 
 SECTIONS: dict[str, Callable[[dict], str]] = {
     "data": data_section, "parity": parity_section, "attention": attention_section,
     "decode": decode_section, "compile": compile_section, "throughput": throughput_section,
+    "throughput_quick": throughput_section,
 }  # fmt: skip
 
 

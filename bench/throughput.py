@@ -10,9 +10,10 @@ peak of a 1024 x 1024 fp32 matmul timed just before and after that stage. A smal
 spends its time in small matmuls, elementwise ops and the optimizer, so the share is well
 below 1; raising it is how a run trains more in the same wall time. It also times one AdamW
 update of the stage's weights both ways: fused (what the stages use) and as torch's loop over
-the tensors.
+the tensors. With a preset whose encoder keeps only some cells (`keep_cells`, the quick
+preset), it also times the step against the same step with every cell, in turns.
 
-Writes bench/results/throughput.json.
+Writes bench/results/throughput.json (the cpu preset) or throughput_<preset>.json.
 """
 
 from __future__ import annotations
@@ -83,6 +84,33 @@ def optimizer_ms(cfg, data: dict, key: str, steps: int = 20, repeats: int = 5) -
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
+def cells_ms(cfg, data: dict, key: str, steps: int = 10, repeats: int = 5) -> dict:
+    """Milliseconds of one training step of a stage whose encoder keeps `keep_cells` cells,
+    against the same step with every cell, timed in turns (median of `repeats` turns each)."""
+    runs = {"kept": cfg, "all": override(cfg, keep_cells=0)}
+    models = {name: stage_model(c, data, key) for name, c in runs.items()}
+    opts = {
+        name: make_optimizer(m, stage_config(runs[name], key, 1)) for name, (m, _) in models.items()
+    }
+    times: dict[str, list[float]] = {name: [] for name in runs}
+
+    def step(name: str, s: int) -> None:
+        model, batches = models[name]
+        loss = model(batches(s))["loss"]
+        opts[name].zero_grad(set_to_none=True)
+        loss.backward()
+        opts[name].step()
+
+    for r in range(repeats + 1):
+        for name in runs:
+            t0 = time.perf_counter()
+            for s in range(steps):
+                step(name, s)
+            if r:  # the first turn warms up
+                times[name].append(1e3 * (time.perf_counter() - t0) / steps)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--preset", default="cpu")
@@ -109,9 +137,15 @@ def main() -> None:
               f"{achieved:6.1f} GFLOP/s, {share:.0%} of the matmul peak; AdamW "
               f"{opt['fused']:.2f} ms fused, {opt['loop']:.2f} ms as a loop over the tensors "
               f"({opt['loop'] / opt['fused']:.1f}x)", flush=True)  # fmt: skip
+        if cfg.model.keep_cells:
+            rows[-1]["cells_ms"] = cells = cells_ms(cfg, data, key)
+            print(f"{'':>8}  a step reading {cfg.model.keep_cells} cells of each pathway: "
+                  f"{cells['kept']:.1f} ms, every cell: {cells['all']:.1f} ms "
+                  f"({cells['all'] / cells['kept']:.2f}x)", flush=True)  # fmt: skip
     print(f"fp32 matmul peak (1024 x 1024): {max(r['peak_gflops'] for r in rows):.1f} GFLOP/s, "
           f"{torch.get_num_threads()} threads")  # fmt: skip
-    write_results("throughput", command("throughput.py", args), rows, preset=args.preset)
+    name = "throughput" if args.preset == "cpu" else f"throughput_{args.preset}"
+    write_results(name, command("throughput.py", args), rows, preset=args.preset)
 
 
 if __name__ == "__main__":

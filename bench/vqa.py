@@ -86,7 +86,8 @@ def one_seed(seed: int, args) -> list[dict]:
         add("blind", (accuracy(model, test), accuracy(model, comp)), steps=steps,
             train_seconds=secs)  # fmt: skip
     cfg = preset("quick", seed=seed, threads=args.threads, progress=False,
-                 caption_steps=args.caption_steps, colour_drop=args.colour_drop)  # fmt: skip
+                 caption_steps=args.caption_steps, colour_drop=args.colour_drop,
+                 keep_cells=args.keep_cells)  # fmt: skip
     if {"reader", "short", "full", "stack", "generative", "curve"} & set(args.what):
         result, trained = run(cfg, verbose=False)
         cap_s, cap = result.train_seconds, trained.captioner
@@ -144,6 +145,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--caption-steps", type=int, default=2000, help="the captioner's stage 2")
     p.add_argument("--colour-drop", type=float, default=0.0, help="colour dropout (chapter 8)")
+    p.add_argument("--keep-cells", type=int, default=0, help="the cells the encoder keeps (0: all)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", default=None, help="results file (default bench/results/vqa.json)")
     args = p.parse_args()

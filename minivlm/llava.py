@@ -36,7 +36,7 @@ IGNORE_INDEX on its image positions too; `CausalLM.logits` never returns them at
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -169,7 +169,8 @@ class PrefixVLM(nn.Module):
         if len(tok) != cfg.lm.vocab_size:
             raise InputError("tok", f"a tokenizer of {cfg.lm.vocab_size} words", len(tok))
         self.cfg, self.tok, self.image_size = cfg, tok, cfg.vision.image_size
-        self.image = image_encoder(cfg.vision)  # (B, 3, S, S) -> (B, P*G*G, D_img)
+        # (B, 3, S, S) -> (B, P*G*G, D_img): every cell, since merge_cells needs the grid
+        self.image = image_encoder(replace(cfg.vision, keep_cells=0))
         d_in = cfg.vision.d_model * cfg.merge**2 * (cfg.pathways if cfg.pair else 1)
         d = cfg.lm.d_model
         if cfg.projector == "linear":

@@ -15,21 +15,29 @@ def word_attention(
     """Caption one image (3, S, S) greedily; return its words and, for each word, the
     cross-attention (averaged over heads) of the step that wrote it, as (L, G, G) maps.
 
-    The image tokens of the two-pathway encoder are G*G shape tokens then G*G colour tokens;
-    the map adds the two, so it shows where in the picture the word looked. Encoders with one
-    token per cell (cnn, vit) give the map directly.
+    The image tokens of the two-pathway encoder are shape tokens then colour tokens, one of
+    each per cell it keeps; the map adds the two in their cell (a cell not kept stays 0), so it
+    shows where in the picture the word looked. Encoders with one token per cell (cnn, vit)
+    give the map directly.
     """
     if image.dim() != 3:
         raise ValueError(f"expected one image (3, S, S), got {tuple(image.shape)}")
     with evaluating(model):
-        tokens = model.image(image[None].to(next(model.parameters()).device))  # (1, Ni, D)
+        image = image[None].to(next(model.parameters()).device)  # (1, 3, S, S)
+        tokens = model.image(image)  # (1, Ni, D)
         ids = model.decoder.generate(tokens, max_new=min(24, model.decoder.max_len - 1))[0]
         words = tok.decode(ids).split()
         seq = torch.tensor([[tok.bos_id] + ids.tolist()[: len(words)]], device=tokens.device)
         _, weights = model.decoder(seq[:, :-1] if words else seq, tokens, need_weights=True)
     w = weights[layer].mean(1)[0]  # (L, Ni): the input at position t writes word t
     grid = model.image.grid
-    maps = w.view(w.shape[0], -1, grid, grid).sum(1)  # (L, G, G): shape + colour tokens
+    if hasattr(model.image, "cells"):  # the cells its tokens came from (B, K) (`keep`)
+        cells = model.image.cells(image)[0]
+    else:
+        cells = torch.arange(grid * grid, device=w.device)
+    cells = cells.repeat(w.shape[1] // len(cells))  # (Ni,): shape tokens, then colour tokens
+    maps = w.new_zeros(w.shape[0], grid * grid).index_add_(1, cells, w)  # (L, G*G): their sum
+    maps = maps.view(-1, grid, grid)  # (L, G, G)
     return words, maps[: len(words)]
 
 

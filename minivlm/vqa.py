@@ -28,6 +28,7 @@ Training and scoring are in `minivlm.vqa_train`.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -217,7 +218,8 @@ class ClassifierVQA(_Answerer):
         self.head = answer_head(m.d_model)
         self.tok, self.config, self.fusion = tok or question_tokenizer(), m, fusion
         self.image_size, d, V = m.image_size, m.d_model, len(self.tok)
-        self.image = image_encoder(m)  # images (B, 3, S, S) -> (B, Ni, D)
+        # images (B, 3, S, S) -> (B, Ni, D); every cell, since the glimpses know each by its place
+        self.image = image_encoder(replace(m, keep_cells=0))
         if fusion == "stack":
             self.fuse = multimodal_stack(m, V)
             return
@@ -240,7 +242,7 @@ class ClassifierVQA(_Answerer):
         multimodal stack) start as a trained captioner's. The question vocabulary keeps the
         caption words' ids, so their embeddings carry over."""
         model = cls(m, fusion=fusion)
-        model.image = copy.deepcopy(captioner.image)
+        model.image.load_state_dict(captioner.image.state_dict())
         old = captioner.decoder.embed
         if fusion == "stack":
             stack = copy.deepcopy(captioner.decoder)

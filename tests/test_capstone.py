@@ -63,6 +63,29 @@ def test_encoder_gives_shape_then_colour_tokens():
         preset("ci", image_size=48, grid=8)
 
 
+def test_encoder_keeps_the_fullest_cells_tokens_unchanged():
+    """keep=K returns, of each pathway, the tokens that keep=0 gives at the K cells with the
+    most object, in raster order; an object's cells are all among them."""
+    torch.manual_seed(0)
+    full, part = TwoPathwayEncoder(64, 48, width=8), TwoPathwayEncoder(64, 48, width=8, keep=24)
+    part.load_state_dict(full.state_dict())
+    x = to_tensor(render(make_scenes("train", 20), size=64))
+    cells = part.cells(x)  # (B, K)
+    assert cells.shape == (20, 24) and (cells.diff(dim=1) > 0).all()
+    torch.testing.assert_close(full.cells(x), torch.arange(64).expand(20, -1))
+    cover = full.cover(x)  # (B, G*G)
+    kept = cover.gather(1, cells)
+    assert (kept.min(1).values >= cover.sort(1, descending=True).values[:, 23]).all()
+    torch.testing.assert_close(kept.sum(1), cover.sum(1))  # no scene here fills over 24 cells
+    tokens, want = part(x), full(x)  # (B, 48, D), (B, 128, D)
+    pick = cells[..., None].expand(-1, -1, 48)
+    torch.testing.assert_close(tokens[:, :24], want[:, :64].gather(1, pick), rtol=0, atol=0)
+    torch.testing.assert_close(tokens[:, 24:], want[:, 64:].gather(1, pick), rtol=0, atol=0)
+    hide = torch.tensor([True] + [False] * 19)
+    assert part(x, hide_colour=hide)[0, 24:].abs().max() == 0  # colour dropout still works
+    assert image_encoder(preset("quick").model).keep == preset("quick").model.keep_cells
+
+
 @pytest.mark.parametrize("encoder, cls", [("cnn", GridEncoder), ("vit", PatchEncoder)])
 def test_generic_encoders_give_one_token_per_cell(encoder, cls):
     cfg = preset("ci", encoder=encoder, image_size=32, grid=4, d_model=32)
@@ -224,6 +247,9 @@ def test_config_parts_take_flat_overrides_and_refuse_what_would_go_unread():
         ({"no_such": 1}, "no_such: expected a field of the capstone config"),
         ({"colour_drop": 1.0}, "colour_drop: expected a value in \\[0.0, 1.0\\)"),
         ({"encoder": "cnn", "colour_drop": 0.5}, "colour_drop: expected 0 with encoder=cnn"),
+        ({"keep_cells": -1}, "keep_cells: expected a value >= 0"),
+        ({"keep_cells": 65}, "keep_cells: expected at most grid \\* grid = 64, got 65"),
+        ({"encoder": "cnn", "keep_cells": 8}, "keep_cells: expected its default with encoder=cnn"),
     ):
         if match is None:
             assert preset("lowcap", **bad).model.encoder == "vit"
@@ -354,6 +380,13 @@ def test_word_attention_maps(tok):
     words, maps = word_attention(model, image, tok)
     assert maps.shape == (len(words), 4, 4)
     torch.testing.assert_close(maps.sum((1, 2)), torch.ones(len(words)))  # 2 pathways, one softmax
+    model.image.keep = 3  # 6 tokens: each word's map sits on the 3 cells kept
+    words, maps = word_attention(model, image, tok)
+    assert maps.shape == (len(words), 4, 4)
+    torch.testing.assert_close(maps.sum((1, 2)), torch.ones(len(words)))
+    kept = torch.zeros(16, dtype=torch.bool)
+    kept[model.image.cells(image[None])[0]] = True
+    assert (maps.flatten(1)[:, ~kept] == 0).all() and (maps.flatten(1)[:, kept] > 0).all()
 
 
 class _Oracle(torch.nn.Module):

@@ -74,6 +74,7 @@ class ModelConfig:
     image_size: int = 64
     grid: int = 8  # G: the encoder gives G*G tokens per pathway
     width: int = 16  # channels of the first conv (two_pathway, cnn)
+    keep_cells: int = 0  # two_pathway: keep the K cells with the most object (0: all G*G)
     vit_layers: int = 2  # Transformer layers over the patches (vit)
     d_model: int = 128
     n_heads: int = 4
@@ -87,7 +88,9 @@ class ModelConfig:
             raise InputError("encoder", f"one of {', '.join(ENCODERS)}", repr(self.encoder))
         _at_least(self, 1, "grid", "width", "d_model", "n_heads", "text_layers", "fuse_layers")
         _at_least(self, 4, "max_len")
-        _at_least(self, 0, "vit_layers")
+        _at_least(self, 0, "vit_layers", "keep_cells")
+        if self.keep_cells > self.grid**2:
+            raise InputError("keep_cells", f"at most grid * grid = {self.grid**2}", self.keep_cells)
         cell = self.image_size // self.grid
         if self.image_size % self.grid or cell < 2 or cell & (cell - 1):
             raise InputError(
@@ -99,7 +102,10 @@ class ModelConfig:
             raise InputError("d_model", "a multiple of 4 (for 2-D positions)", self.d_model)
         if self.d_model % self.n_heads:
             raise InputError("n_heads", f"a divisor of d_model={self.d_model}", self.n_heads)
-        for name, only in (("width", ("two_pathway", "cnn")), ("vit_layers", ("vit",))):
+        for name, only in (
+            ("width", ("two_pathway", "cnn")), ("vit_layers", ("vit",)),
+            ("keep_cells", ("two_pathway",)),
+        ):  # fmt: skip
             if self.encoder not in only and getattr(self, name) != _default(ModelConfig, name):
                 raise InputError(
                     name, f"its default with encoder={self.encoder} (it sets {'/'.join(only)})",

@@ -4,7 +4,8 @@ Each turns images (B, 3, S, S) into tokens (B, Ni, D) and knows its `grid` G, so
 cross-attention can be drawn as a G x G map (`minivlm.viz`):
 
 * `TwoPathwayEncoder` ("two_pathway"): a silhouette CNN for shape and a per-cell MLP for colour,
-  their tokens kept apart (2*G*G tokens). Built for the shapes world's flat background, it is
+  their tokens kept apart (2*G*G tokens, or 2*K: the K cells that hold the most object).
+  Built for the shapes world's flat background, it is
   what lets the captioner name a colour-shape pair that training never showed.
 * `GridEncoder` ("cnn"): chapter 4's CNN grid, one token per cell (G*G tokens), for any image.
 * `PatchEncoder` ("vit"): chapter 4's ViT on patches of S/G pixels (G*G tokens), for any image.
@@ -26,7 +27,7 @@ from .config import ModelConfig
 
 
 class TwoPathwayEncoder(nn.Module):
-    """Images (B, 3, S, S) -> 2*G*G tokens (B, 2*G*G, D): G*G shape tokens, G*G colour tokens.
+    """Images (B, 3, S, S) -> (B, 2*G*G, D): G*G shape tokens, then G*G colour tokens.
 
     * The silhouette m = how far each pixel is from the background colour, squashed to [0, 1].
       It is the same for a red and a blue triangle, so the shape pathway, a small strided CNN
@@ -37,9 +38,15 @@ class TwoPathwayEncoder(nn.Module):
 
     forward(images, hide_colour) zeroes the colour tokens of the rows that hide_colour (B,) bool
     marks: the image as the shape pathway alone sees it (colour dropout, `Captioner`).
+
+    keep = K > 0 keeps, of each pathway, only the K cells that hold the most object (`cells`),
+    in raster order: 2*K tokens. A scene covers few cells (1 to 3 small objects), so the empty
+    ones the decoder would attend to add cost and nothing to read. keep = 0 keeps all G*G.
     """
 
-    def __init__(self, image_size: int, d_model: int, grid: int = 8, width: int = 16):
+    def __init__(
+        self, image_size: int, d_model: int, grid: int = 8, width: int = 16, keep: int = 0
+    ):
         super().__init__()
         stages = int(math.log2(image_size // grid))
         layers: list[nn.Module] = []
@@ -58,28 +65,57 @@ class TwoPathwayEncoder(nn.Module):
         bg = torch.tensor(BACKGROUND, dtype=torch.float32).div(127.5).sub(1.0)
         self.register_buffer("background", bg.view(1, 3, 1, 1), persistent=False)
         self.image_size, self.grid, self.cell = image_size, grid, image_size // grid
+        self.keep = keep
 
     def silhouette(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) in [-1, 1] -> (B, 1, S, S): 0 on the background, 1 inside objects."""
         dist = (images - self.background).norm(dim=1, keepdim=True)
         return ((dist - 0.15) / 0.3).clamp(0.0, 1.0)
 
+    def cover(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, G*G): how much of each cell is object, in [0, 1]."""
+        return F.avg_pool2d(self.silhouette(images), self.cell).flatten(1)
+
+    def cells(self, images: torch.Tensor) -> torch.Tensor:
+        """The cells whose tokens `forward` returns, (B, K) indices into the G*G grid (raster
+        order); every cell when keep = 0."""
+        cover = self.cover(images)  # (B, G*G)
+        return _top_cells(cover, self.keep)
+
     def forward(
         self, images: torch.Tensor, hide_colour: torch.Tensor | None = None
     ) -> torch.Tensor:
         _check(images, self.image_size)
         m = self.silhouette(images)  # (B, 1, S, S)
-        cover = F.avg_pool2d(m, self.cell)  # (B, 1, G, G): how much of each cell is object
-        shape = self.shape_net(m)  # (B, C, G, G)
-        colour = F.avg_pool2d(images * m, self.cell) / (cover + 1e-3)  # (B, 3, G, G)
-        shape = torch.cat([shape, cover], 1).flatten(2).transpose(1, 2)  # (B, G*G, C+1)
-        colour = colour.flatten(2).transpose(1, 2)  # (B, G*G, 3)
-        colour = torch.cat([self.colour_net(colour), cover.flatten(2).transpose(1, 2)], -1)
-        s = self.shape_norm(self.shape_proj(shape) + self.pos + self.type_emb[0])  # (B, G*G, D)
-        c = self.colour_norm(self.colour_proj(colour) + self.pos + self.type_emb[1])
+        cover = F.avg_pool2d(m, self.cell).flatten(1)  # (B, G*G): how much of each cell is object
+        shape = self.shape_net(m).flatten(2).transpose(1, 2)  # (B, G*G, C)
+        colour = F.avg_pool2d(images * m, self.cell).flatten(2).transpose(1, 2)  # (B, G*G, 3)
+        colour = colour / (cover[..., None] + 1e-3)  # the mean colour of each cell's object
+        pos = self.pos.expand(len(images), -1, -1)  # (B, G*G, D)
+        if self.keep:  # only the K fullest cells go on: (B, K, .) each
+            idx = _top_cells(cover, self.keep)  # (B, K)
+            shape, colour, pos = (_gather(x, idx) for x in (shape, colour, pos))
+            cover = cover.gather(1, idx)
+        cover = cover[..., None]  # (B, K, 1)
+        shape = torch.cat([shape, cover], -1)  # (B, K, C+1)
+        colour = torch.cat([self.colour_net(colour), cover], -1)  # (B, K, 33)
+        s = self.shape_norm(self.shape_proj(shape) + pos + self.type_emb[0])  # (B, K, D)
+        c = self.colour_norm(self.colour_proj(colour) + pos + self.type_emb[1])
         if hide_colour is not None:
             c = c * (~hide_colour).to(c.dtype)[:, None, None]  # hidden rows: zeros
-        return torch.cat([s, c], dim=1)  # (B, 2*G*G, D)
+        return torch.cat([s, c], dim=1)  # (B, 2*K, D)
+
+
+def _top_cells(cover: torch.Tensor, keep: int) -> torch.Tensor:
+    """(B, G*G) cover -> (B, K) indices of the K fullest cells, in raster order (all if 0)."""
+    if not keep:
+        return torch.arange(cover.shape[1], device=cover.device).expand(len(cover), -1)
+    return cover.topk(keep, dim=1).indices.sort(dim=1).values
+
+
+def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x (B, N, C), idx (B, K) -> (B, K, C): the rows idx names."""
+    return x.gather(1, idx[..., None].expand(-1, -1, x.shape[-1]))
 
 
 class GridEncoder(nn.Module):
@@ -114,7 +150,7 @@ class PatchEncoder(nn.Module):
 def image_encoder(m: ModelConfig) -> nn.Module:
     """The encoder that `m.encoder` names, built to m's sizes."""
     if m.encoder == "two_pathway":
-        return TwoPathwayEncoder(m.image_size, m.d_model, m.grid, m.width)
+        return TwoPathwayEncoder(m.image_size, m.d_model, m.grid, m.width, m.keep_cells)
     if m.encoder == "cnn":
         return GridEncoder(m.image_size, m.d_model, m.grid, m.width)
     return PatchEncoder(m.image_size, m.d_model, m.grid, m.vit_layers, m.n_heads)

@@ -166,7 +166,7 @@ class Captioner(nn.Module):
             image = self.image(batch["image"])
             return {"loss": teacher_forcing_loss(self.decoder, ids, mask, image, read=read)}
         hide = torch.rand(len(ids), device=ids.device) < self.colour_drop  # (B,)
-        image = self.image(batch["image"], hide_colour=hide)  # (B, 2*G*G, D)
+        image = self.image(batch["image"], hide_colour=hide)  # (B, 2*K, D): K cells kept
         noise = torch.where(hide[:, None], 1.0, self.noise)  # (B, 1): hidden rows read at random
         read = noisy_colours(ids, self.colour_ids, noise)
         unscored = hide[:, None] & torch.isin(ids, self.colour_ids)  # (B, T)
