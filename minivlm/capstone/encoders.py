@@ -5,8 +5,8 @@ cross-attention can be drawn as a G x G map (`minivlm.viz`):
 
 * `TwoPathwayEncoder` ("two_pathway"): a silhouette CNN for shape and a per-cell MLP for colour,
   their tokens kept apart (2*G*G tokens, or 2*K: the K cells that hold the most object).
-  Built for the shapes world's flat background, it is
-  what lets the captioner name a colour-shape pair that training never showed.
+  Built for the shapes world's flat background, it is what lets the captioner name a
+  colour-shape pair that training never showed.
 * `GridEncoder` ("cnn"): chapter 4's CNN grid, one token per cell (G*G tokens), for any image.
 * `PatchEncoder` ("vit"): chapter 4's ViT on patches of S/G pixels (G*G tokens), for any image.
 
