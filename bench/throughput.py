@@ -86,28 +86,13 @@ def optimizer_ms(cfg, data: dict, key: str, steps: int = 20, repeats: int = 5) -
 
 def cells_ms(cfg, data: dict, key: str, steps: int = 10, repeats: int = 5) -> dict:
     """Milliseconds of one training step of a stage whose encoder keeps `keep_cells` cells,
-    against the same step with every cell, timed in turns (median of `repeats` turns each)."""
+    against the same step with every cell: `step_seconds` of each in turns, the median of
+    `repeats` turns each."""
     runs = {"kept": cfg, "all": override(cfg, keep_cells=0)}
-    models = {name: stage_model(c, data, key) for name, c in runs.items()}
-    opts = {
-        name: make_optimizer(m, stage_config(runs[name], key, 1)) for name, (m, _) in models.items()
-    }
     times: dict[str, list[float]] = {name: [] for name in runs}
-
-    def step(name: str, s: int) -> None:
-        model, batches = models[name]
-        loss = model(batches(s))["loss"]
-        opts[name].zero_grad(set_to_none=True)
-        loss.backward()
-        opts[name].step()
-
-    for r in range(repeats + 1):
-        for name in runs:
-            t0 = time.perf_counter()
-            for s in range(steps):
-                step(name, s)
-            if r:  # the first turn warms up
-                times[name].append(1e3 * (time.perf_counter() - t0) / steps)
+    for _ in range(repeats):
+        for name, c in runs.items():
+            times[name].append(1e3 * step_seconds(c, data, key, steps))
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
