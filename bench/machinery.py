@@ -115,10 +115,27 @@ def throughput_section(r: dict) -> str:
     ])  # fmt: skip
 
 
+def budget_section(r: dict) -> str:
+    x = r["results"]
+    rows = [[name, f"{x['step_ms'][name]['pretrain']:.1f} ms × {x['steps'][name]['pretrain']:,}",
+             f"{x['step_ms'][name]['caption']:.1f} ms × {x['steps'][name]['caption']:,}",
+             f"{x['seconds_today'][name]:.0f} s"] for name in x["step_ms"]]  # fmt: skip
+    return "\n\n".join([
+        f"### Chapter 8's time budget, on the day: the {r['preset']} preset",
+        f"{_source(r)}: a training step of each stage, timed in turns with the reference run "
+        "(the cpu preset cut to 2,400 caption steps), which trained in "
+        f"{x['reference_seconds']:.0f} s on the day the budget of {x['budget_seconds']:.0f} s "
+        "was set.",
+        table(["run", "pretraining steps", "caption steps", "training today"], rows),
+        f"The {r['preset']} preset takes {x['ratio']:.2f} of the reference run's time: "
+        f"{x['budget_day_seconds']:.0f} s on the budget's day.",
+    ])  # fmt: skip
+
+
 SECTIONS: dict[str, Callable[[dict], str]] = {
     "data": data_section, "parity": parity_section, "attention": attention_section,
     "decode": decode_section, "compile": compile_section, "throughput": throughput_section,
-    "throughput_quick": throughput_section,
+    "throughput_quick": throughput_section, "budget": budget_section,
 }  # fmt: skip
 
 

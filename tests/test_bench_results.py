@@ -28,12 +28,14 @@ FIGURES = {
     },
     "throughput": {"stage", "gflop_per_step", "step_ms", "gflops", "peak_gflops", "share"},
     "throughput_quick": {"stage", "gflop_per_step", "step_ms", "gflops", "peak_gflops", "share"},
+    "budget": {"step_ms", "steps", "seconds_today", "ratio", "budget_day_seconds"},
     # chapter 9's answerers and chapter 10's language model: accuracies per kind, per split
     "vqa": {"answerer", "seed", "test", "comp"},
     "lm": {"seed", "steps", "train_seconds", "name_held_out", "curve", "test", "comp"},
 }
 # figure keys that hold a name, a flag, or a table of figures rather than one number
-NOT_A_NUMBER = ("size", "reference", "stage", "answerer", "name_held_out", "curve", "test", "comp")
+NOT_A_NUMBER = ("size", "reference", "stage", "answerer", "name_held_out", "curve", "test", "comp",
+                "step_ms", "steps", "seconds_today")  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
