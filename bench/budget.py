@@ -7,7 +7,7 @@ budget was set on a day when the cpu preset cut to 2,400 caption steps (its 200 
 steps kept) trained in 157 s, 2 threads, seed 0: the reference run. A shared machine is not
 equally fast every day, so a wall time measured on another day says little. This script times,
 in turns in one process, a training step of each stage of the preset and of the reference run
-(bench/capstone.py's `step_seconds`, the median of --repeats turns), and scales:
+(bench/capstone.py's `steps_in_turns`: the median of --repeats turns), and scales:
 
     reference today = 200 x (cpu pretraining step) + 2,400 x (cpu caption step)
     preset today    = its pretraining steps x its step + its caption steps x its step
@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.capstone import step_seconds  # noqa: E402
+from bench.capstone import steps_in_turns  # noqa: E402
 from bench.common import command, write_results  # noqa: E402
 from minivlm.capstone import datasets, override, preset  # noqa: E402
 
@@ -35,17 +35,6 @@ BUDGET_SECONDS = 90.0  # chapter 8's own run, on the budget's day
 # the reference run, as measured on the day the budget was set (2 threads, seed 0)
 REFERENCE = {"preset": "cpu", "pretrain_steps": 200, "caption_steps": 2400, "seconds": 157.0}
 STAGES = ("pretrain", "caption")
-
-
-def step_ms(configs: dict, data: dict, steps: int, repeats: int) -> dict:
-    """Median milliseconds per step of each (config, stage), timed in turns."""
-    times: dict[tuple[str, str], list[float]] = {}
-    for _ in range(repeats):
-        for name, cfg in configs.items():
-            for key in STAGES:
-                ms = 1e3 * step_seconds(cfg, data, key, steps)
-                times.setdefault((name, key), []).append(ms)
-    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
 def main() -> None:
@@ -65,7 +54,8 @@ def main() -> None:
     }  # fmt: skip
     data = datasets(override(configs[args.preset], n_alt=2_000, n_captioned=2_000, n_test=10,
                              n_comp=10))  # fmt: skip
-    ms = step_ms(configs, data, args.steps, args.repeats)
+    seconds_per_step = steps_in_turns(configs, data, STAGES, args.steps, args.repeats)
+    ms = {k: 1e3 * v for k, v in seconds_per_step.items()}
     steps = {n: {k: getattr(c.schedule, f"{k}_steps") for k in STAGES} for n, c in configs.items()}
     seconds = {name: sum(steps[name][k] * ms[name, k] / 1e3 for k in STAGES) for name in configs}
     ratio = seconds[args.preset] / seconds["reference"]

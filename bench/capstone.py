@@ -168,6 +168,20 @@ def step_seconds(cfg, data: dict, key: str, steps: int = 30) -> float:
     return (log[-1]["time"] - log[9]["time"]) / steps
 
 
+def steps_in_turns(
+    configs: dict, data: dict, keys: tuple[str, ...], steps: int = 30, repeats: int = 1
+) -> dict[tuple[str, str], float]:
+    """Seconds per step of each (config name, stage), `step_seconds` of every one in turns,
+    `repeats` rounds of them, so that a shared machine's load hits them all alike; the median
+    round of each."""
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(repeats):
+        for name, cfg in configs.items():
+            for key in keys:
+                times.setdefault((name, key), []).append(step_seconds(cfg, data, key, steps))
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+
+
 def encoders(seed: int, common: dict) -> None:
     """The cpu preset with each image encoder, trained for the same wall time."""
     base = preset("cpu", seed=seed, **common)
@@ -176,8 +190,7 @@ def encoders(seed: int, common: dict) -> None:
         return
     data = datasets(base)
     configs = {e: override(base, encoder=e) for e in ENCODERS}
-    speed = {(e, k): step_seconds(c, data, k) for e, c in configs.items()
-             for k in ("pretrain", "caption")}  # fmt: skip
+    speed = steps_in_turns(configs, data, ("pretrain", "caption"))
     for e, cfg in configs.items():
         s = cfg.schedule  # the two-pathway run's steps, scaled by its speed over this one's
         scale = {k: speed["two_pathway", k] / speed[e, k] for k in ("pretrain", "caption")}

@@ -30,7 +30,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.capstone import stage_model, step_seconds  # noqa: E402
+from bench.capstone import stage_model, step_seconds, steps_in_turns  # noqa: E402
 from bench.common import command, write_results  # noqa: E402
 from minivlm.capstone import datasets, override, preset  # noqa: E402
 from minivlm.capstone.stages import stage_config  # noqa: E402
@@ -89,11 +89,8 @@ def cells_ms(cfg, data: dict, key: str, steps: int = 10, repeats: int = 5) -> di
     against the same step with every cell: `step_seconds` of each in turns, the median of
     `repeats` turns each."""
     runs = {"kept": cfg, "all": override(cfg, keep_cells=0)}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, c in runs.items():
-            times[name].append(1e3 * step_seconds(c, data, key, steps))
-    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+    seconds = steps_in_turns(runs, data, (key,), steps, repeats)
+    return {name: 1e3 * seconds[name, key] for name in runs}
 
 
 def main() -> None:
