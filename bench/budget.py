@@ -57,7 +57,7 @@ def main() -> None:
     seconds_per_step = steps_in_turns(configs, data, STAGES, args.steps, args.repeats)
     ms = {k: 1e3 * v for k, v in seconds_per_step.items()}
     steps = {n: {k: getattr(c.schedule, f"{k}_steps") for k in STAGES} for n, c in configs.items()}
-    seconds = {name: sum(steps[name][k] * ms[name, k] / 1e3 for k in STAGES) for name in configs}
+    seconds = {n: sum(steps[n][k] * seconds_per_step[n, k] for k in STAGES) for n in configs}
     ratio = seconds[args.preset] / seconds["reference"]
     results = {
         "step_ms": {name: {k: ms[name, k] for k in STAGES} for name in configs},
@@ -70,8 +70,8 @@ def main() -> None:
     }
     for name in configs:
         print(f"{name:>10}: pretraining {ms[name, 'pretrain']:6.1f} ms x "
-              f"{results['steps'][name]['pretrain']}, caption {ms[name, 'caption']:5.1f} ms x "
-              f"{results['steps'][name]['caption']} = {seconds[name]:6.1f} s today")  # fmt: skip
+              f"{steps[name]['pretrain']}, caption {ms[name, 'caption']:5.1f} ms x "
+              f"{steps[name]['caption']} = {seconds[name]:6.1f} s today")  # fmt: skip
     print(f"{args.preset} takes {ratio:.2f} of the reference run's time: "
           f"{ratio * ref['seconds']:.0f} s on the budget's day, when the reference took "
           f"{ref['seconds']:.0f} s (budget {BUDGET_SECONDS:.0f} s)")  # fmt: skip
