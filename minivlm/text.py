@@ -14,12 +14,20 @@ import torch
 import torch.nn as nn
 
 
-def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
-    """(T, D): PE[t, 2i] = sin(t / 10000^(2i/D)), PE[t, 2i+1] = cos(t / 10000^(2i/D))."""
+def sinusoidal_positions(length: int, d_model: int, base: float = 10000.0) -> torch.Tensor:
+    """(T, D): PE[t, 2i] = sin(t / base^(2i/D)), PE[t, 2i+1] = cos(t / base^(2i/D)).
+
+    The wavelengths run from 2*pi positions up to about 2*pi*base. The Transformer's base of
+    10000 suits texts of thousands of words; on a grid of 8 cells most of its features barely
+    change from one cell to the next, and a base of a few cells tells neighbours apart
+    (chapter 8's quick preset).
+    """
     if d_model % 2:
         raise ValueError(f"d_model must be even for sinusoidal positions, got {d_model}")
+    if not base > 1:
+        raise ValueError(f"base must be > 1 for sinusoidal positions, got {base}")
     t = torch.arange(length, dtype=torch.float32)[:, None]  # (T, 1)
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)  # (D/2,)
+    freq = torch.exp(-math.log(base) * torch.arange(0, d_model, 2) / d_model)  # (D/2,)
     pe = torch.zeros(length, d_model)
     pe[:, 0::2] = torch.sin(t * freq)
     pe[:, 1::2] = torch.cos(t * freq)

@@ -60,12 +60,15 @@ class PatchEmbed(nn.Module):
         return lin
 
 
-def sinusoidal_positions_2d(grid_h: int, grid_w: int, d_model: int) -> torch.Tensor:
-    """(gh*gw, D): half of the features encode the row, half the column (1-D sinusoids each)."""
+def sinusoidal_positions_2d(
+    grid_h: int, grid_w: int, d_model: int, base: float = 10000.0
+) -> torch.Tensor:
+    """(gh*gw, D): half of the features encode the row, half the column (1-D sinusoids each,
+    `sinusoidal_positions` with this base)."""
     if d_model % 4:
         raise ValueError(f"d_model must be a multiple of 4 for 2-D positions, got {d_model}")
-    rows = sinusoidal_positions(grid_h, d_model // 2)  # (gh, D/2)
-    cols = sinusoidal_positions(grid_w, d_model // 2)  # (gw, D/2)
+    rows = sinusoidal_positions(grid_h, d_model // 2, base)  # (gh, D/2)
+    cols = sinusoidal_positions(grid_w, d_model // 2, base)  # (gw, D/2)
     return torch.cat(
         [rows[:, None, :].expand(grid_h, grid_w, -1), cols[None, :, :].expand(grid_h, grid_w, -1)],
         dim=-1,

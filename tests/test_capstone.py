@@ -43,6 +43,7 @@ from minivlm.data import (
 )
 from minivlm.data.scenes import COLORS, Obj, Scene
 from minivlm.errors import InputError
+from minivlm.vision import sinusoidal_positions_2d
 from minivlm.viz import word_attention
 
 from .capstone_tiny import TINY  # noqa: E402
@@ -84,6 +85,15 @@ def test_encoder_keeps_the_fullest_cells_tokens_unchanged():
     hide = torch.tensor([True] + [False] * 19)
     assert part(x, hide_colour=hide)[0, 24:].abs().max() == 0  # colour dropout still works
     assert image_encoder(preset("quick").model).keep == preset("quick").model.keep_cells
+
+
+def test_pos_base_reaches_the_encoders_positions():
+    """ModelConfig.pos_base sets the base of the cells' sinusoids in both grid encoders."""
+    for encoder in ("two_pathway", "cnn"):
+        m = preset("ci", encoder=encoder, pos_base=2.5).model
+        torch.testing.assert_close(image_encoder(m).pos, sinusoidal_positions_2d(8, 8, 128, 2.5))
+    default = image_encoder(preset("ci").model).pos
+    torch.testing.assert_close(default, sinusoidal_positions_2d(8, 8, 128))  # base 10000
 
 
 @pytest.mark.parametrize("encoder, cls", [("cnn", GridEncoder), ("vit", PatchEncoder)])
@@ -250,6 +260,8 @@ def test_config_parts_take_flat_overrides_and_refuse_what_would_go_unread():
         ({"keep_cells": -1}, "keep_cells: expected a value >= 0"),
         ({"keep_cells": 65}, "keep_cells: expected at most grid \\* grid = 64, got 65"),
         ({"encoder": "cnn", "keep_cells": 8}, "keep_cells: expected its default with encoder=cnn"),
+        ({"pos_base": 1.0}, "pos_base: expected a value > 1, got 1.0"),
+        ({"encoder": "vit", "pos_base": 2.5}, "pos_base: expected its default with encoder=vit"),
     ):
         if match is None:
             assert preset("lowcap", **bad).model.encoder == "vit"

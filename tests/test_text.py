@@ -13,6 +13,8 @@ def test_sinusoidal_positions_follow_the_formula():
     angle = t / 10000 ** (2 * i / 8)
     torch.testing.assert_close(pe[t, 4], torch.tensor(angle).sin())
     torch.testing.assert_close(pe[t, 5], torch.tensor(angle).cos())
+    small = sinusoidal_positions(50, 8, base=2.5)  # the same formula with another base
+    torch.testing.assert_close(small[t, 4], torch.tensor(t / 2.5 ** (2 * i / 8)).sin())
     # relative positions are a rotation: <pe[t], pe[t+k]> depends on k only
     dots = [(pe[t] @ pe[t + 3]).item() for t in range(10)]
     assert max(dots) - min(dots) < 1e-5
@@ -58,5 +60,7 @@ def test_bad_input_is_a_clear_error():
         TextEmbedding(20, 16, positions="rope")
     with pytest.raises(ValueError, match="even"):
         sinusoidal_positions(4, 7)
+    with pytest.raises(ValueError, match="base must be > 1 for sinusoidal positions, got 1"):
+        sinusoidal_positions(4, 8, base=1)
     with pytest.raises(ValueError, match="need 20 vectors"):
         emb.load_word_vectors(torch.randn(3, 16))

@@ -68,6 +68,17 @@ def test_sinusoidal_2d_positions_are_distinct():
     assert torch.cdist(pe, pe).add(torch.eye(16) * 10).min() > 0.1
 
 
+def test_a_small_base_tells_neighbouring_cells_apart():
+    """On an 8 x 8 grid, base 10000 gives neighbours nearly the same code; base 2.5 does not."""
+
+    def neighbour_cosine(base):
+        pe = torch.nn.functional.normalize(sinusoidal_positions_2d(8, 8, 96, base), dim=-1)
+        return (pe[:-1] * pe[1:]).sum(-1)[torch.arange(63) % 8 != 7].mean().item()  # same row
+
+    assert neighbour_cosine(10000.0) > 0.97
+    assert neighbour_cosine(2.5) < 0.9
+
+
 @pytest.mark.parametrize(
     "call, err, words",
     [

@@ -75,6 +75,7 @@ class ModelConfig:
     grid: int = 8  # G: the encoder gives G*G tokens per pathway
     width: int = 16  # channels of the first conv (two_pathway, cnn)
     keep_cells: int = 0  # two_pathway: keep the K cells with the most object (0: all G*G)
+    pos_base: float = 10000.0  # two_pathway, cnn: the base of the cells' 2-D sinusoids
     vit_layers: int = 2  # Transformer layers over the patches (vit)
     d_model: int = 128
     n_heads: int = 4
@@ -89,6 +90,8 @@ class ModelConfig:
         _at_least(self, 1, "grid", "width", "d_model", "n_heads", "text_layers", "fuse_layers")
         _at_least(self, 4, "max_len")
         _at_least(self, 0, "vit_layers", "keep_cells")
+        if not self.pos_base > 1:
+            raise InputError("pos_base", "a value > 1", self.pos_base)
         if self.keep_cells > self.grid**2:
             raise InputError("keep_cells", f"at most grid * grid = {self.grid**2}", self.keep_cells)
         cell = self.image_size // self.grid
@@ -104,7 +107,7 @@ class ModelConfig:
             raise InputError("n_heads", f"a divisor of d_model={self.d_model}", self.n_heads)
         for name, only in (
             ("width", ("two_pathway", "cnn")), ("vit_layers", ("vit",)),
-            ("keep_cells", ("two_pathway",)),
+            ("keep_cells", ("two_pathway",)), ("pos_base", ("two_pathway", "cnn")),
         ):  # fmt: skip
             if self.encoder not in only and getattr(self, name) != _default(ModelConfig, name):
                 raise InputError(

@@ -34,7 +34,8 @@ class TwoPathwayEncoder(nn.Module):
       on m, cannot learn that "red things are not triangles".
     * The colour pathway sees only the mean foreground colour of each cell, sum(x m) / sum(m),
       through a per-cell MLP: it knows nothing of shape.
-    Both get the 2D sinusoidal position of their cell and a learned type vector.
+    Both get the 2D sinusoidal position of their cell (`pos_base`: see `sinusoidal_positions`)
+    and a learned type vector.
 
     forward(images, hide_colour) zeroes the colour tokens of the rows that hide_colour (B,) bool
     marks: the image as the shape pathway alone sees it (colour dropout, `Captioner`).
@@ -45,7 +46,13 @@ class TwoPathwayEncoder(nn.Module):
     """
 
     def __init__(
-        self, image_size: int, d_model: int, grid: int = 8, width: int = 16, keep: int = 0
+        self,
+        image_size: int,
+        d_model: int,
+        grid: int = 8,
+        width: int = 16,
+        keep: int = 0,
+        pos_base: float = 10000.0,
     ):
         super().__init__()
         stages = int(math.log2(image_size // grid))
@@ -60,7 +67,8 @@ class TwoPathwayEncoder(nn.Module):
         self.shape_proj = nn.Linear(c + 1, d_model)
         self.colour_proj = nn.Linear(32 + 1, d_model)
         self.shape_norm, self.colour_norm = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.register_buffer("pos", sinusoidal_positions_2d(grid, grid, d_model), persistent=False)
+        pos = sinusoidal_positions_2d(grid, grid, d_model, pos_base)  # (G*G, D)
+        self.register_buffer("pos", pos, persistent=False)
         self.type_emb = nn.Parameter(torch.randn(2, d_model) * 0.02)  # shape, colour
         bg = torch.tensor(BACKGROUND, dtype=torch.float32).div(127.5).sub(1.0)
         self.register_buffer("background", bg.view(1, 3, 1, 1), persistent=False)
@@ -121,10 +129,18 @@ def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 class GridEncoder(nn.Module):
     """Chapter 4's CNN grid: ConvStem tokens (B, G*G, D) plus 2D positions, then LayerNorm."""
 
-    def __init__(self, image_size: int, d_model: int, grid: int = 8, width: int = 16):
+    def __init__(
+        self,
+        image_size: int,
+        d_model: int,
+        grid: int = 8,
+        width: int = 16,
+        pos_base: float = 10000.0,
+    ):
         super().__init__()
         self.stem = ConvStem(image_size, d_model, grid=grid, width=width)
-        self.register_buffer("pos", sinusoidal_positions_2d(grid, grid, d_model), persistent=False)
+        pos = sinusoidal_positions_2d(grid, grid, d_model, pos_base)  # (G*G, D)
+        self.register_buffer("pos", pos, persistent=False)
         self.norm = nn.LayerNorm(d_model)
         self.image_size, self.grid = image_size, grid
 
@@ -150,9 +166,9 @@ class PatchEncoder(nn.Module):
 def image_encoder(m: ModelConfig) -> nn.Module:
     """The encoder that `m.encoder` names, built to m's sizes."""
     if m.encoder == "two_pathway":
-        return TwoPathwayEncoder(m.image_size, m.d_model, m.grid, m.width, m.keep_cells)
+        return TwoPathwayEncoder(m.image_size, m.d_model, m.grid, m.width, m.keep_cells, m.pos_base)
     if m.encoder == "cnn":
-        return GridEncoder(m.image_size, m.d_model, m.grid, m.width)
+        return GridEncoder(m.image_size, m.d_model, m.grid, m.width, m.pos_base)
     return PatchEncoder(m.image_size, m.d_model, m.grid, m.vit_layers, m.n_heads)
 
 

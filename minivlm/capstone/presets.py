@@ -22,9 +22,10 @@ PRESETS: dict[str, CapstoneConfig] = {
     # chapter 8's own run: a narrower model (d = 96, a first conv of 8 channels) that reads
     # only the 24 fullest cells of each pathway takes less time per step than the cpu preset's
     # (bench/throughput.py --preset quick), at a higher lr reached over a longer warm-up;
-    # colour dropout keeps its short run from naming shapes by their colour
+    # colour dropout keeps its short run from naming shapes by their colour, and cell positions
+    # with wavelengths of 2*pi to about 15 cells (base 2.5) tell neighbouring cells apart
     "quick": CapstoneConfig(
-        name="quick", model=ModelConfig(d_model=96, width=8, keep_cells=24),
+        name="quick", model=ModelConfig(d_model=96, width=8, keep_cells=24, pos_base=2.5),
         data=ShapesData(n_alt=50_000, n_captioned=20_000),
         schedule=Schedule(pretrain_steps=100, caption_steps=2400, lr=5e-3, warmup=200,
                           colour_drop=0.25),
